@@ -1,0 +1,41 @@
+"""fastdl: the book "Deep Learning from Scratch" as a fast, tested library.
+
+Switch the kernel backend with one call::
+
+    import fastdl
+    fastdl.available_backends()      # ['numpy', 'numba', 'cpp']
+    fastdl.set_backend('cpp')
+    with fastdl.use_backend('numba'):
+        ...
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .backend import (
+    BackendUnavailableError,
+    available_backends,
+    get_backend,
+    get_num_threads,
+    set_backend,
+    set_num_threads,
+    show_config,
+    use_backend,
+)
+
+__all__ = [
+    "__version__",
+    "BackendUnavailableError",
+    "available_backends",
+    "get_backend",
+    "get_num_threads",
+    "set_backend",
+    "set_num_threads",
+    "show_config",
+    "use_backend",
+]
+
+from .backend import _init_from_env
+
+_init_from_env()
+del _init_from_env

@@ -1,0 +1,234 @@
+"""Backend registry: which kernel module runs, and on how many threads.
+
+A backend is a module under ``fastdl.backends`` that implements the kernel
+contract of DESIGN.md.  Backends are imported lazily; an import failure is
+kept and shown by :func:`show_config` and in the error raised when somebody
+asks for that backend.
+
+The active backend is per thread and per context: :func:`use_backend` changes
+it only inside its ``with`` block, :func:`set_backend` changes the process
+default.  ``FASTDL_BACKEND`` (``numpy``, ``numba``, ``cpp`` or ``auto``) is
+read once, when :mod:`fastdl` is imported.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import os
+import threading
+import warnings
+from collections import Counter
+from types import ModuleType
+from typing import Iterator
+
+__all__ = [
+    "BackendUnavailableError",
+    "available_backends",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+    "backend_module",
+    "set_num_threads",
+    "get_num_threads",
+    "show_config",
+    "fallback_counts",
+]
+
+#: Known backends, fastest first (the order ``auto`` tries them in).
+_MODULES = {
+    "cpp": "fastdl.backends.cpp",
+    "numba": "fastdl.backends.numba_jit",
+    "numpy": "fastdl.backends.numpy_ref",
+}
+_AUTO_ORDER = ("cpp", "numba", "numpy")
+
+
+class BackendUnavailableError(ImportError):
+    """A known backend could not be imported; ``__cause__`` is the original error."""
+
+
+_lock = threading.RLock()
+_loaded: dict[str, ModuleType] = {}
+_errors: dict[str, BaseException] = {}
+_default = "numpy"
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("fastdl_backend", default=None)
+_num_threads: int | None = None
+_blas_limiter = None
+_fallbacks: Counter = Counter()
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or name not in _MODULES:
+        raise ValueError(
+            f"unknown backend {name!r}; expected one of {sorted(_MODULES)} (or 'auto')"
+        )
+    return name
+
+
+def _load(name: str) -> ModuleType | None:
+    """Import backend ``name`` once; keep the module or the error."""
+    with _lock:
+        if name in _loaded:
+            return _loaded[name]
+        if name in _errors:
+            return None
+        try:
+            mod = importlib.import_module(_MODULES[name])
+        except Exception as exc:  # noqa: BLE001 - any import failure disables the backend
+            _errors[name] = exc
+            return None
+        _loaded[name] = mod
+        if _num_threads is not None and hasattr(mod, "set_num_threads"):
+            mod.set_num_threads(_num_threads)
+        return mod
+
+
+def backend_module(name: str | None = None) -> ModuleType:
+    """The kernel module of backend ``name`` (default: the active one).
+
+    Raises:
+        ValueError: ``name`` is not a known backend.
+        BackendUnavailableError: the backend failed to import; the original
+            error is chained as ``__cause__``.
+    """
+    name = get_backend() if name is None else _check_name(name)
+    mod = _load(name)
+    if mod is None:
+        err = _errors[name]
+        raise BackendUnavailableError(
+            f"backend {name!r} is not available: {type(err).__name__}: {err}"
+        ) from err
+    return mod
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that import on this machine, e.g. ``['numpy', 'numba', 'cpp']``."""
+    return [n for n in ("numpy", "numba", "cpp") if _load(n) is not None]
+
+
+def _resolve(name: str) -> str:
+    if name == "auto":
+        for cand in _AUTO_ORDER:
+            if _load(cand) is not None:
+                return cand
+        raise BackendUnavailableError("no backend could be imported")  # pragma: no cover
+    backend_module(name)  # raises if unknown or unavailable
+    return name
+
+
+def get_backend() -> str:
+    """Name of the backend that runs kernels in the current thread/context."""
+    cur = _current.get()
+    return _default if cur is None else cur
+
+
+def set_backend(name: str) -> None:
+    """Make ``name`` (``'numpy'``, ``'numba'``, ``'cpp'`` or ``'auto'``) the process default.
+
+    A :func:`use_backend` block that is active in the calling context keeps
+    its own choice until it exits.
+    """
+    global _default
+    _default = _resolve(name)
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[str]:
+    """Run the ``with`` block on backend ``name``; other threads are unaffected."""
+    token = _current.set(_resolve(name))
+    try:
+        yield _current.get()
+    finally:
+        _current.reset(token)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in every backend: Numba, OpenMP and BLAS alike."""
+    global _num_threads, _blas_limiter
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    with _lock:
+        _num_threads = n
+        for mod in _loaded.values():
+            if hasattr(mod, "set_num_threads"):
+                mod.set_num_threads(n)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+            return
+        if _blas_limiter is not None:
+            _blas_limiter.restore_original_limits()
+        _blas_limiter = threadpool_limits(limits=n, user_api="blas")
+
+
+def get_num_threads() -> int:
+    """The thread count set by :func:`set_num_threads`, or the number of usable cores."""
+    if _num_threads is not None:
+        return _num_threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def count_fallback(backend: str, kernel: str) -> None:
+    """Record that ``backend`` declined ``kernel`` and the reference ran instead."""
+    _fallbacks[(backend, kernel)] += 1
+
+
+def fallback_counts() -> dict[tuple[str, str], int]:
+    """How often each (backend, kernel) fell back to the reference in this process."""
+    return dict(_fallbacks)
+
+
+def show_config(file=None) -> str:
+    """Print (and return) versions, backends, why any is missing, and threads."""
+    import platform
+    import sys
+
+    import numpy as np
+
+    from . import __version__
+
+    lines = [
+        f"fastdl {__version__}",
+        f"python {sys.version.split()[0]} ({platform.machine()})",
+        f"numpy {np.__version__}",
+        f"active backend: {get_backend()}",
+        f"threads: {get_num_threads()}",
+        "backends:",
+    ]
+    for name in ("numpy", "numba", "cpp"):
+        mod = _load(name)
+        if mod is None:
+            err = _errors[name]
+            lines.append(f"  {name:6s} unavailable: {type(err).__name__}: {err}")
+        else:
+            info = getattr(mod, "backend_info", lambda: "")()
+            lines.append(f"  {name:6s} available{': ' + info if info else ''}")
+    if _fallbacks:
+        lines.append("fallbacks to the reference:")
+        for (b, k), c in sorted(_fallbacks.items()):
+            lines.append(f"  {b}.{k}: {c}")
+    text = "\n".join(lines)
+    print(text, file=file)
+    return text
+
+
+def _init_from_env() -> None:
+    """Apply ``FASTDL_BACKEND`` once, at import of :mod:`fastdl`."""
+    global _default
+    want = os.environ.get("FASTDL_BACKEND", "").strip().lower()
+    if not want:
+        return
+    if want != "auto":
+        _check_name(want)
+    try:
+        _default = _resolve(want)
+    except BackendUnavailableError as exc:
+        warnings.warn(
+            f"FASTDL_BACKEND={want!r} cannot be used ({exc}); using the 'numpy' reference",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,149 @@
+"""The reference backend: plain NumPy, written to be read.  It defines what is correct.
+
+Every function follows the kernel contract of DESIGN.md: inputs are
+C-contiguous float32 or float64 arrays of one dtype (already validated by
+:mod:`fastdl.ops`), outputs have the dtype of ``x``, inputs are never
+modified.  This module never imports the fast backends.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "im2col",
+    "col2im",
+    "conv2d_forward",
+    "conv2d_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "softmax_cross_entropy",
+]
+
+
+def backend_info() -> str:
+    return f"NumPy {np.__version__} reference"
+
+
+def _out_size(size: int, k: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - k) // stride + 1
+
+
+def _patches(x, kh, kw, stride, pad, fill=0.0):
+    """(N, C, H, W) -> (N, C, kh, kw, OH, OW): every window tap, padding filled with ``fill``."""
+    N, C, H, W = x.shape
+    OH, OW = _out_size(H, kh, stride, pad), _out_size(W, kw, stride, pad)
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], constant_values=fill)
+    out = np.empty((N, C, kh, kw, OH, OW), dtype=x.dtype)
+    for ky in range(kh):
+        for kx in range(kw):
+            out[:, :, ky, kx] = img[:, :, ky:ky + stride * OH:stride, kx:kx + stride * OW:stride]
+    return out
+
+
+def im2col(x, kh, kw, stride, pad):
+    """(N, C, H, W) -> col (N*OH*OW, C*kh*kw); rows ordered (n, oy, ox), columns (c, ky, kx)."""
+    N, C = x.shape[:2]
+    p = _patches(x, kh, kw, stride, pad)
+    return np.ascontiguousarray(p.transpose(0, 4, 5, 1, 2, 3)).reshape(N * p.shape[4] * p.shape[5], C * kh * kw)
+
+
+def col2im(col, x_shape, kh, kw, stride, pad):
+    """Adjoint of :func:`im2col`: scatter-add col (N*OH*OW, C*kh*kw) back to x_shape (N, C, H, W)."""
+    N, C, H, W = x_shape
+    OH, OW = _out_size(H, kh, stride, pad), _out_size(W, kw, stride, pad)
+    c = col.reshape(N, OH, OW, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
+    for ky in range(kh):
+        for kx in range(kw):
+            img[:, :, ky:ky + stride * OH:stride, kx:kx + stride * OW:stride] += c[:, :, ky, kx]
+    return np.ascontiguousarray(img[:, :, pad:pad + H, pad:pad + W])
+
+
+def conv2d_forward(x, W, b, stride, pad):
+    """x (N, C, H, W), W (FN, C, kh, kw), b (FN,) -> y (N, FN, OH, OW) and a context for backward."""
+    N, C, H, Wd = x.shape
+    FN, _, kh, kw = W.shape
+    OH, OW = _out_size(H, kh, stride, pad), _out_size(Wd, kw, stride, pad)
+    col = im2col(x, kh, kw, stride, pad)
+    W2 = W.reshape(FN, -1)
+    y = col @ W2.T + b
+    y = np.ascontiguousarray(y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2))
+    return y, (col, W, x.shape, stride, pad)
+
+
+def conv2d_backward(dy, ctx, need_dx):
+    """dy (N, FN, OH, OW) -> (dx (N, C, H, W) or None, dW (FN, C, kh, kw), db (FN,))."""
+    col, W, x_shape, stride, pad = ctx
+    FN, C, kh, kw = W.shape
+    dy2 = dy.transpose(0, 2, 3, 1).reshape(-1, FN)
+    db = dy2.sum(axis=0)
+    dW = (dy2.T @ col).reshape(W.shape)
+    dx = None
+    if need_dx:
+        dcol = dy2 @ W.reshape(FN, -1)
+        dx = col2im(dcol, x_shape, kh, kw, stride, pad)
+    return dx, np.ascontiguousarray(dW), db
+
+
+def maxpool2d_forward(x, ph, pw, stride, pad):
+    """x (N, C, H, W) -> (y (N, C, OH, OW), argmax (N, C, OH, OW) int64).
+
+    Padding acts as -inf.  ``argmax`` is the flat index ``iy * W + ix`` into
+    the unpadded input plane of the first maximum in row-major window order;
+    a NaN in a window wins (and propagates).  A window whose real cells are
+    all -inf points at its first real cell.
+    """
+    N, C, H, W = x.shape
+    OH, OW = _out_size(H, ph, stride, pad), _out_size(W, pw, stride, pad)
+    p = _patches(x, ph, pw, stride, pad, fill=-np.inf)       # (N, C, ph, pw, OH, OW)
+    win = p.reshape(N, C, ph * pw, OH, OW)
+    k = np.argmax(win, axis=2)                                 # first max; NaN wins
+    y = np.take_along_axis(win, k[:, :, None], axis=2)[:, :, 0]
+    ky, kx = np.divmod(k, pw)
+    oy = np.arange(OH)[:, None]
+    ox = np.arange(OW)[None, :]
+    iy = oy * stride - pad + ky
+    ix = ox * stride - pad + kx
+    # All real cells -inf: the first max may be a pad cell; use the first real cell instead.
+    first_y = np.maximum(oy * stride - pad, 0) + 0 * ox
+    first_x = np.maximum(ox * stride - pad, 0) + 0 * oy
+    pad_win = (iy < 0) | (iy >= H) | (ix < 0) | (ix >= W)
+    iy = np.where(pad_win, first_y, iy)
+    ix = np.where(pad_win, first_x, ix)
+    argmax = (iy * W + ix).astype(np.int64)
+    return np.ascontiguousarray(y), argmax
+
+
+def maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad):
+    """Scatter dy (N, C, OH, OW) to the argmax cells; returns dx of shape x_shape."""
+    N, C, H, W = x_shape
+    plane = (np.arange(N * C, dtype=np.int64) * (H * W)).reshape(N, C, 1, 1)
+    dx = np.bincount((argmax + plane).ravel(), weights=dy.ravel().astype(np.float64),
+                     minlength=N * C * H * W)
+    return dx.astype(dy.dtype).reshape(x_shape)
+
+
+def softmax_cross_entropy(logits, t):
+    """Mean cross-entropy of softmax(logits) against t, and its gradient.
+
+    logits (N, K); t int (N,) class indices or (N, K) target distribution.
+    Returns ``(loss: float, dlogits (N, K))`` with ``dlogits = (softmax - t) / N``.
+    The loss uses log-sum-exp, so a confident wrong answer costs its full margin.
+    """
+    N, K = logits.shape
+    m = logits.max(axis=1, keepdims=True) if K else np.zeros((N, 1), logits.dtype)
+    z = logits - m
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    log_p = z - np.log(s)
+    if t.ndim == 1:
+        onehot = np.zeros_like(logits)
+        onehot[np.arange(N), t] = 1
+        picked = log_p[np.arange(N), t].astype(np.float64)
+    else:
+        onehot = t
+        # 0 * log(0) counts as 0 (a -inf logit with zero target weight).
+        picked = np.where(t != 0, t * log_p, 0).astype(np.float64).sum(axis=1)
+    loss = float(-picked.sum() / N) if N else float("nan")
+    dlogits = (e / s - onehot) / max(N, 1)
+    return loss, dlogits.astype(logits.dtype, copy=False)

@@ -1,0 +1,30 @@
+"""Command line: ``fastdl info`` (more subcommands are registered by their modules)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import fastdl
+
+    fastdl.show_config()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastdl", description="Deep Learning from Scratch, fast.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("info", help="show versions, backends and threads")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

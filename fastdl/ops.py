@@ -1,0 +1,249 @@
+"""Functional API of fastdl's kernels: validate once, then run the active backend.
+
+Every function here checks its arguments (shapes, dtypes, hyperparameters,
+labels), makes C-contiguous views or copies where needed (inputs are never
+modified), and calls the same-named kernel of the active backend.  A backend
+that returns ``NotImplemented`` for a case falls back to the NumPy reference,
+and the fallback is counted (see :func:`fastdl.show_config`).
+
+Shapes: ``x`` (N, C, H, W); ``W`` (FN, C, kh, kw); ``b`` (FN,);
+``OH = (H + 2*pad - kh) // stride + 1`` and likewise ``OW``.
+Exceptions: ``TypeError`` for unsupported dtypes, ``ValueError`` for shapes
+and hyperparameters, ``IndexError`` for labels out of range.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import backend as _backend
+from .backends import numpy_ref as _ref
+
+__all__ = [
+    "im2col",
+    "col2im",
+    "conv2d_forward",
+    "conv2d_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "softmax_cross_entropy",
+    "conv_output_size",
+    "ConvContext",
+]
+
+_FLOATS = (np.float32, np.float64)
+
+
+# --------------------------------------------------------------------------- checks
+
+def _float_array(a: Any, name: str, ndim: int | None = None) -> np.ndarray:
+    """``a`` as a C-contiguous float32/float64 array (never a view that aliases a write)."""
+    arr = np.asarray(a)
+    if arr.dtype.type not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def _same_dtype(x: np.ndarray, other: np.ndarray, name: str) -> None:
+    if other.dtype != x.dtype:
+        raise TypeError(f"{name} has dtype {other.dtype} but x has {x.dtype}; cast one of them")
+
+
+def _int(v: Any, name: str, lo: int) -> int:
+    try:
+        if isinstance(v, bool):
+            raise TypeError
+        iv = operator.index(v)
+    except TypeError:
+        raise ValueError(f"{name} must be an int >= {lo}, got {v!r}") from None
+    if iv < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {iv}")
+    return iv
+
+
+def conv_output_size(size: int, k: int, stride: int, pad: int) -> int:
+    """Output length of a window of length ``k`` sliding over ``size + 2*pad`` with ``stride``."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+def _window(x_shape: Sequence[int], kh, kw, stride, pad, what: str):
+    """Validate a window over spatial dims of x_shape; return (kh, kw, stride, pad, OH, OW)."""
+    kh, kw = _int(kh, f"{what} height", 1), _int(kw, f"{what} width", 1)
+    stride, pad = _int(stride, "stride", 1), _int(pad, "pad", 0)
+    H, W = x_shape[2], x_shape[3]
+    if kh > H + 2 * pad or kw > W + 2 * pad:
+        raise ValueError(
+            f"{what} ({kh}, {kw}) is larger than the padded input ({H + 2 * pad}, {W + 2 * pad})"
+        )
+    return kh, kw, stride, pad, conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
+
+
+def _shape4(shape: Sequence[int], name: str) -> tuple[int, int, int, int]:
+    try:
+        s = tuple(operator.index(v) for v in shape)
+    except TypeError:
+        raise ValueError(f"{name} must be a 4-tuple of ints (N, C, H, W), got {shape!r}") from None
+    if len(s) != 4 or min(s) < 0:
+        raise ValueError(f"{name} must be a 4-tuple of non-negative ints (N, C, H, W), got {shape!r}")
+    return s  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- dispatch
+
+def _call(kernel: str, *args):
+    """Run ``kernel`` on the active backend; fall back to the reference on NotImplemented."""
+    name = _backend.get_backend()
+    mod = _backend.backend_module(name)
+    out = getattr(mod, kernel)(*args)
+    if out is NotImplemented:
+        _backend.count_fallback(name, kernel)
+        out = getattr(_ref, kernel)(*args)
+    return out
+
+
+@dataclass(frozen=True)
+class ConvContext:
+    """What :func:`conv2d_backward` needs: the backend that ran forward and its private state."""
+
+    backend: ModuleType
+    state: Any
+    x_shape: tuple
+    w_shape: tuple
+    y_shape: tuple
+    dtype: np.dtype
+
+
+# --------------------------------------------------------------------------- kernels
+
+def im2col(x, kh: int, kw: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """x (N, C, H, W) -> col (N*OH*OW, C*kh*kw); rows ordered (n, oy, ox), columns (c, ky, kx)."""
+    x = _float_array(x, "x", 4)
+    kh, kw, stride, pad, _, _ = _window(x.shape, kh, kw, stride, pad, "kernel")
+    return _call("im2col", x, kh, kw, stride, pad)
+
+
+def col2im(col, x_shape: Sequence[int], kh: int, kw: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """Adjoint of :func:`im2col`: col (N*OH*OW, C*kh*kw) -> x (N, C, H, W), overlaps summed."""
+    col = _float_array(col, "col", 2)
+    x_shape = _shape4(x_shape, "x_shape")
+    kh, kw, stride, pad, OH, OW = _window(x_shape, kh, kw, stride, pad, "kernel")
+    want = (x_shape[0] * OH * OW, x_shape[1] * kh * kw)
+    if col.shape != want:
+        raise ValueError(f"col must have shape {want} for x_shape {x_shape}, got {col.shape}")
+    return _call("col2im", col, x_shape, kh, kw, stride, pad)
+
+
+def conv2d_forward(x, W, b=None, stride: int = 1, pad: int = 0) -> tuple[np.ndarray, ConvContext]:
+    """Convolution (cross-correlation, as the book): x (N, C, H, W), W (FN, C, kh, kw), b (FN,) or None.
+
+    Returns ``(y, ctx)``: y (N, FN, OH, OW) in x's dtype, ctx for :func:`conv2d_backward`.
+    """
+    x = _float_array(x, "x", 4)
+    W = _float_array(W, "W", 4)
+    _same_dtype(x, W, "W")
+    FN, C, kh, kw = W.shape
+    if C != x.shape[1]:
+        raise ValueError(f"W expects {C} input channels (W.shape={W.shape}) but x has {x.shape[1]} (x.shape={x.shape})")
+    if b is None:
+        b = np.zeros(FN, dtype=x.dtype)
+    b = _float_array(b, "b", 1)
+    _same_dtype(x, b, "b")
+    if b.shape != (FN,):
+        raise ValueError(f"b must have shape ({FN},), got {b.shape}")
+    kh, kw, stride, pad, OH, OW = _window(x.shape, kh, kw, stride, pad, "kernel")
+    mod = _backend.backend_module()
+    out = mod.conv2d_forward(x, W, b, stride, pad)
+    if out is NotImplemented:
+        _backend.count_fallback(_backend.get_backend(), "conv2d_forward")
+        mod = _ref
+        out = _ref.conv2d_forward(x, W, b, stride, pad)
+    y, state = out
+    return y, ConvContext(mod, state, x.shape, W.shape, y.shape, x.dtype)
+
+
+def conv2d_backward(dy, ctx: ConvContext, need_dx: bool = True):
+    """Gradients of :func:`conv2d_forward`: dy (N, FN, OH, OW) -> (dx or None, dW, db).
+
+    ``need_dx=False`` skips dx (the input layer of a network needs none).
+    The backend that ran the forward pass runs the backward pass.
+    """
+    if not isinstance(ctx, ConvContext):
+        raise TypeError(f"ctx must be the ConvContext returned by conv2d_forward, got {type(ctx).__name__}")
+    dy = _float_array(dy, "dy")
+    if dy.dtype != ctx.dtype:
+        raise TypeError(f"dy has dtype {dy.dtype} but the forward pass ran in {ctx.dtype}")
+    if dy.shape != ctx.y_shape:
+        raise ValueError(f"dy must have the forward output's shape {ctx.y_shape}, got {dy.shape}")
+    return ctx.backend.conv2d_backward(dy, ctx.state, bool(need_dx))
+
+
+def _pool_window(x_shape, ph, pw, stride, pad):
+    res = _window(x_shape, ph, pw, stride, pad, "pool window")
+    ph, pw, stride, pad = res[:4]
+    if 2 * pad > ph or 2 * pad > pw:
+        raise ValueError(f"pad must be at most half the pool window ({ph}, {pw}), got pad={pad}")
+    return res
+
+
+def maxpool2d_forward(x, ph: int, pw: int, stride: int | None = None, pad: int = 0):
+    """Max pooling: x (N, C, H, W) -> (y (N, C, OH, OW), argmax (N, C, OH, OW) int64).
+
+    ``stride`` defaults to the window height.  Padding acts as -inf; a NaN in a
+    window propagates; ties go to the first maximum in row-major window order.
+    ``argmax`` holds ``iy * W + ix`` of the winning input cell.
+    """
+    x = _float_array(x, "x", 4)
+    stride = ph if stride is None else stride
+    ph, pw, stride, pad, _, _ = _pool_window(x.shape, ph, pw, stride, pad)
+    return _call("maxpool2d_forward", x, ph, pw, stride, pad)
+
+
+def maxpool2d_backward(dy, argmax, x_shape: Sequence[int], ph: int, pw: int,
+                       stride: int | None = None, pad: int = 0) -> np.ndarray:
+    """Route dy (N, C, OH, OW) to the argmax cells of an input of shape x_shape."""
+    dy = _float_array(dy, "dy", 4)
+    x_shape = _shape4(x_shape, "x_shape")
+    stride = ph if stride is None else stride
+    ph, pw, stride, pad, OH, OW = _pool_window(x_shape, ph, pw, stride, pad)
+    want = (x_shape[0], x_shape[1], OH, OW)
+    if dy.shape != want:
+        raise ValueError(f"dy must have shape {want}, got {dy.shape}")
+    argmax = np.asarray(argmax)
+    if argmax.shape != want or argmax.dtype != np.int64:
+        raise ValueError(f"argmax must be int64 of shape {want}, got {argmax.dtype} {argmax.shape}")
+    argmax = np.ascontiguousarray(argmax)
+    return _call("maxpool2d_backward", dy, argmax, x_shape, ph, pw, stride, pad)
+
+
+def softmax_cross_entropy(logits, t) -> tuple[float, np.ndarray]:
+    """Fused softmax + mean cross-entropy: logits (N, K) and labels -> (loss, dlogits (N, K)).
+
+    ``t`` is int class indices (N,) in ``[0, K)`` or a target distribution
+    (N, K).  ``dlogits = (softmax(logits) - onehot(t)) / N`` in logits' dtype.
+    The loss is computed with log-sum-exp (logits [0, 100] with label 0 cost 100).
+    """
+    logits = _float_array(logits, "logits", 2)
+    N, K = logits.shape
+    t = np.asarray(t)
+    if t.dtype == np.bool_:
+        raise TypeError("t must be integer labels or float targets, got bool")
+    if np.issubdtype(t.dtype, np.integer):
+        if t.shape != (N,):
+            raise ValueError(f"integer labels t must have shape ({N},), got {t.shape}")
+        if N and (t.min() < 0 or t.max() >= K):
+            bad = t[(t < 0) | (t >= K)][0]
+            raise IndexError(f"label {bad} out of range [0, {K}) for logits of shape {logits.shape}")
+        t = np.ascontiguousarray(t, dtype=np.int64)
+    elif np.issubdtype(t.dtype, np.floating):
+        if t.shape != logits.shape:
+            raise ValueError(f"one-hot targets t must have logits' shape {logits.shape}, got {t.shape}")
+        t = np.ascontiguousarray(t, dtype=logits.dtype)
+    else:
+        raise TypeError(f"t must be integer labels or float targets, got dtype {t.dtype}")
+    return _call("softmax_cross_entropy", logits, t)
