@@ -1,0 +1,19 @@
+// Runtime CPU feature detection for fastdl's kernel dispatch.
+//
+// The default build has no -march=native: files named *_avx2.cpp are compiled
+// with AVX2+FMA, files named *_avx512.cpp with AVX-512 (F/CD/BW/DQ/VL) + FMA,
+// everything else for the baseline x86-64.  Callers pick an implementation
+// with cpu_level() at run time.
+#pragma once
+
+namespace fastdl {
+
+enum class CpuLevel : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };
+
+// Highest SIMD level that both the CPU and the OS (saved register state) support.
+// FASTDL_CPU=scalar|avx2|avx512 in the environment caps it (for testing the fallbacks).
+CpuLevel cpu_level();
+
+const char* cpu_level_name(CpuLevel level);
+
+}  // namespace fastdl
