@@ -1,9 +1,22 @@
 // fastdl._cpp: C++ kernels behind fastdl's backend switch.
+//
+// Every kernel takes C-contiguous arrays of its exact dtype (no conversion: fastdl.ops has
+// validated them, and read-only inputs are accepted), allocates its outputs here while
+// holding the GIL, then releases the GIL around the computation, which touches raw
+// pointers only.  float32 and float64 are separate overloads of one name.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
-#ifdef FASTDL_HAVE_OPENMP
-#include <omp.h>
-#endif
+#include <array>
+#include <string>
+
+#include "common.h"
+#include "conv.h"
+#include "cpu.h"
+#include "im2col.h"
+#include "pool.h"
+#include "softmax.h"
 
 #ifndef FASTDL_VERSION
 #define FASTDL_VERSION "unknown"
@@ -11,7 +24,14 @@
 
 namespace py = pybind11;
 
-static std::string compiler_string() {
+namespace {
+
+template <class T>
+using carray = py::array_t<T, py::array::c_style>;
+
+using Shape4 = std::array<py::ssize_t, 4>;
+
+std::string compiler_string() {
 #if defined(__clang__)
   return std::string("clang ") + __clang_version__;
 #elif defined(__GNUC__)
@@ -20,6 +40,112 @@ static std::string compiler_string() {
   return "unknown";
 #endif
 }
+
+py::ssize_t out_size(py::ssize_t n, py::ssize_t k, py::ssize_t stride, py::ssize_t pad) {
+  return (n + 2 * pad - k) / stride + 1;
+}
+
+fastdl::Window window(const Shape4& s, py::ssize_t kh, py::ssize_t kw, py::ssize_t stride, py::ssize_t pad) {
+  return {s[0], s[1], s[2], s[3], kh, kw, stride, pad,
+          out_size(s[2], kh, stride, pad), out_size(s[3], kw, stride, pad)};
+}
+
+template <class T>
+carray<T> im2col(const carray<T>& x, py::ssize_t kh, py::ssize_t kw, py::ssize_t stride, py::ssize_t pad) {
+  const auto w = window({x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, kh, kw, stride, pad);
+  carray<T> col({w.N * w.OH * w.OW, w.C * kh * kw});
+  const T* xp = x.data();
+  T* cp = col.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::im2col<T>(xp, cp, w);
+  }
+  return col;
+}
+
+template <class T>
+carray<T> col2im(const carray<T>& col, const Shape4& x_shape, py::ssize_t kh, py::ssize_t kw,
+                 py::ssize_t stride, py::ssize_t pad) {
+  const auto w = window(x_shape, kh, kw, stride, pad);
+  carray<T> x({x_shape[0], x_shape[1], x_shape[2], x_shape[3]});
+  const T* cp = col.data();
+  T* xp = x.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::col2im<T>(cp, xp, w);
+  }
+  return x;
+}
+
+template <class T>
+py::tuple maxpool_forward(const carray<T>& x, py::ssize_t ph, py::ssize_t pw, py::ssize_t stride,
+                          py::ssize_t pad) {
+  const py::ssize_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+  const py::ssize_t OH = out_size(H, ph, stride, pad), OW = out_size(W, pw, stride, pad);
+  carray<T> y({N, C, OH, OW});
+  carray<int64_t> am({N, C, OH, OW});
+  const T* xp = x.data();
+  T* yp = y.mutable_data();
+  int64_t* ap = am.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::maxpool2d_forward<T>(xp, yp, ap, N * C, H, W, ph, pw, stride, pad, OH, OW);
+  }
+  return py::make_tuple(std::move(y), std::move(am));
+}
+
+template <class T>
+carray<T> maxpool_backward(const carray<T>& dy, const carray<int64_t>& argmax, const Shape4& x_shape,
+                           py::ssize_t ph, py::ssize_t pw, py::ssize_t stride, py::ssize_t pad) {
+  const py::ssize_t H = x_shape[2], W = x_shape[3];
+  carray<T> dx({x_shape[0], x_shape[1], H, W});
+  const T* gp = dy.data();
+  const int64_t* ap = argmax.data();
+  T* dp = dx.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::maxpool2d_backward<T>(gp, ap, dp, x_shape[0] * x_shape[1], H, W, ph, pw, stride, pad,
+                                  out_size(H, ph, stride, pad), out_size(W, pw, stride, pad));
+  }
+  return dx;
+}
+
+template <class T, class L>
+py::tuple softmax_xent(const carray<T>& z, const carray<L>& t) {
+  const py::ssize_t N = z.shape(0), K = z.shape(1);
+  carray<T> dz({N, K});
+  const T* zp = z.data();
+  const L* tp = t.data();
+  T* dp = dz.mutable_data();
+  double loss;
+  {
+    py::gil_scoped_release nogil;
+    if constexpr (std::is_same_v<L, int64_t>)
+      loss = fastdl::softmax_xent_labels<T>(zp, tp, dp, N, K);
+    else
+      loss = fastdl::softmax_xent_targets<T>(zp, tp, dp, N, K);
+  }
+  return py::make_tuple(loss, std::move(dz));
+}
+
+template <class T>
+void bind_kernels(py::module_& m) {
+  m.def("im2col", &im2col<T>, py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("stride"),
+        py::arg("pad"), "x (N, C, H, W) -> col (N*OH*OW, C*kh*kw); rows (n, oy, ox), columns (c, ky, kx).");
+  m.def("col2im", &col2im<T>, py::arg("col").noconvert(), py::arg("x_shape"), py::arg("kh"), py::arg("kw"),
+        py::arg("stride"), py::arg("pad"), "Adjoint of im2col: col -> x of shape x_shape, overlaps summed.");
+  m.def("maxpool2d_forward", &maxpool_forward<T>, py::arg("x").noconvert(), py::arg("ph"), py::arg("pw"),
+        py::arg("stride"), py::arg("pad"), "x (N, C, H, W) -> (y, argmax int64), both (N, C, OH, OW).");
+  m.def("maxpool2d_backward", &maxpool_backward<T>, py::arg("dy").noconvert(), py::arg("argmax").noconvert(),
+        py::arg("x_shape"), py::arg("ph"), py::arg("pw"), py::arg("stride"), py::arg("pad"),
+        "Scatter dy (N, C, OH, OW) to the argmax cells of an input of shape x_shape.");
+  m.def("softmax_cross_entropy", &softmax_xent<T, int64_t>, py::arg("logits").noconvert(),
+        py::arg("t").noconvert(), "logits (N, K), int64 labels (N,) -> (mean loss, dlogits).");
+  m.def("softmax_cross_entropy", &softmax_xent<T, T>, py::arg("logits").noconvert(), py::arg("t").noconvert(),
+        "logits (N, K), target distribution (N, K) -> (mean loss, dlogits).");
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_cpp, m) {
   m.doc() = "fastdl C++ kernels";
@@ -33,6 +159,15 @@ PYBIND11_MODULE(_cpp, m) {
 #else
     d["openmp"] = false;
 #endif
+    d["cpu_level"] = fastdl::cpu_level_name(fastdl::cpu_level());
     return d;
-  }, "Version, compiler and OpenMP status of the compiled extension.");
+  }, "Version, compiler, OpenMP status and the SIMD level in use (FASTDL_CPU caps it).");
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("n must be >= 1");
+    fastdl::set_num_threads(n);
+  }, py::arg("n"), "Threads for every parallel kernel (OpenMP); process-wide.");
+  m.def("get_num_threads", &fastdl::num_threads, "Threads the parallel kernels use.");
+  bind_kernels<float>(m);
+  bind_kernels<double>(m);
+  fastdl::bind_conv(m);
 }

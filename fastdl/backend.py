@@ -113,7 +113,7 @@ def _resolve(name: str) -> str:
             if _load(cand) is not None:
                 return cand
         raise BackendUnavailableError("no backend could be imported")  # pragma: no cover
-    backend_module(name)  # raises if unknown or unavailable
+    backend_module(_check_name(name))  # raises if unknown or unavailable
     return name
 
 

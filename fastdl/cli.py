@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import bench, train_cli
+
 
 def _cmd_info(args: argparse.Namespace) -> int:
     import fastdl
@@ -17,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="show versions, backends and threads")
     p.set_defaults(func=_cmd_info)
+    bench.register(sub)
+    train_cli.register(sub)
     return parser
 
 

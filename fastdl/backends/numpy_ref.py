@@ -143,7 +143,8 @@ def softmax_cross_entropy(logits, t):
     else:
         onehot = t
         # 0 * log(0) counts as 0 (a -inf logit with zero target weight).
-        picked = np.where(t != 0, t * log_p, 0).astype(np.float64).sum(axis=1)
+        with np.errstate(invalid="ignore"):  # 0 * -inf is masked out by the where
+            picked = np.where(t != 0, t * log_p, 0).astype(np.float64).sum(axis=1)
     loss = float(-picked.sum() / N) if N else float("nan")
     dlogits = (e / s - onehot) / max(N, 1)
     return loss, dlogits.astype(logits.dtype, copy=False)

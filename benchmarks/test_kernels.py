@@ -1,0 +1,13 @@
+"""Kernels on the book's shapes: conv forward/backward, max pool, softmax CE, im2col/col2im."""
+from __future__ import annotations
+
+import pytest
+
+from fastdl import bench
+
+KERNEL_CASES = [c for c in bench.CASES if c.kind != "train_step"]
+
+
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=lambda c: f"{c.kind}:{c.layer}")
+def test_kernel(run_case, case, impl, dtype):
+    run_case(case, impl, dtype)

@@ -1,0 +1,135 @@
+// Convolution kernels: the jobs the portable driver (conv.cpp) hands to the per-ISA code
+// (conv_scalar.cpp, conv_avx2.cpp, conv_avx512.cpp, all built from conv_impl.h).
+//
+// Plain structs and function pointers only: this header is included by files compiled
+// with ISA flags (see common.h for why they must not instantiate standard templates).
+//
+// The work is split into groups of m samples (m <= a register-tile height).  A group's
+// input is packed "sample-innermost", A[(q * cin + c) * m + i] for pixel q, channel c and
+// sample i, so one output pixel of all m samples is a register tile of m rows (broadcasts
+// of A) by up to vmax vectors of output channels (loads of the packed weights B).  All m
+// samples share the pixel's set of valid taps, so padding taps are skipped exactly: each
+// output pixel lists its taps as "runs" of consecutive (A step, B row) pairs.
+#pragma once
+
+#include <cstdint>
+
+namespace fastdl {
+namespace conv {
+
+// A gather convolution: forward (src = x, B = weights) or data gradient (src = dy,
+// B = flipped weights).  Output pixel p of sample n sums, over runs r of pix_start[p] ..
+// pix_start[p+1] and l < run_len[r], A-step run_a[r] + l times B row run_b[r] + l.
+template <class T>
+struct TileJob {
+  const T* src;           // (N, cin, qin) samples
+  int64_t src_stride;     // elements between samples of src
+  int64_t cin, qin;       // channels and pixels of one src sample
+  const T* B;             // packed weights: rows of np values (np = lanes * vectors)
+  int64_t np;             // padded output channels
+  int64_t nout;           // real output channels (<= np)
+  const int64_t* run_a;   // per run: first A step (pixel * cin + channel)
+  const int64_t* run_b;   // per run: first B row
+  const int32_t* run_len; // per run: number of steps
+  const int64_t* pix_start;  // runs of output pixel p: pix_start[p] .. pix_start[p+1]
+  int64_t pout;           // output pixels per sample
+  T* dst;                 // (N, nout, pout)
+  int64_t dst_stride;     // elements between samples of dst
+  const T* bias;          // (nout,) or nullptr
+  int vchunk;             // output vectors per register tile
+};
+
+// Weight gradient of one group: dwt[((ky*kw + kx) * C + c) * np + fn] += sum over the
+// group's samples and output pixels of x * dy (valid taps only).
+template <class T>
+struct DwJob {
+  const T* x;                   // (N, C, H, W)
+  const T* dy;                  // (N, FN, OH, OW)
+  int64_t C, H, W, FN, OH, OW;
+  int64_t kh, kw, stride, pad;
+  int64_t np;                   // FN padded to whole vectors
+  int vchunk;                   // fn vectors per register tile
+};
+
+// Direct stride-1 convolution with pixels in the vector lanes ("flat" layout): one sample's
+// input is copied, zero-padded, into planes of Hp x Wp (Hp = OH + kh - 1, Wp = OW + kw - 1)
+// with xpad[yy][xx] = src[yy - ph][xx - pw]; output f = oy * Wp + ox reads xpad at
+// f + ky * Wp + kx, so a run of outputs is a run of shifted vector loads (outputs with
+// ox >= OW are computed and dropped).  Used where output channels are few or the
+// reduction is short, which starve the channel-lane tiles above.
+template <class T>
+struct FlatJob {
+  const T* src;            // (N, cin, H, W)
+  int64_t src_stride, cin, H, W;
+  int64_t ph, pw;          // input offset in the padded plane (negative crops)
+  int64_t kh, kw, OH, OW, Hp, Wp;
+  int64_t lp;              // elements per padded plane (with slack for the last vector)
+  int64_t nvec;            // vectors of flat outputs: ceil(((OH-1)*Wp + OW) / lanes)
+  const T* wt;             // (cin*kh*kw, nout): wt[k * nout + o]
+  const int64_t* off;      // per tap k = (c, ky, kx): c * lp + ky * Wp + kx
+  int64_t nout;
+  T* dst;                  // (N, nout, OH, OW)
+  int64_t dst_stride;
+  const T* bias;           // (nout,) or nullptr
+};
+
+// Weight gradient in the flat layout (forward geometry, stride 1): per sample,
+// dwv[(fn * K + k) * lanes + lane] += dyf[fn][f] * xpad[off[k] + f] over the flat outputs f
+// (lanes summed by the caller); db[fn] += sum of dy.
+template <class T>
+struct FlatDwJob {
+  FlatJob<T> x;            // the forward's input geometry (wt, dst, bias unused)
+  const T* dy;             // (N, FN, OH, OW)
+  int64_t FN;
+};
+
+template <class T>
+struct Kernels {
+  int lanes;          // vector width in elements of T
+  int vmax;           // most output vectors in one register tile
+  int mmax[8];        // tallest tile (group size) for 1..vmax vectors
+  // One group of m samples starting at sample n0; scratch holds tile_scratch() elements.
+  void (*tile_group)(const TileJob<T>& job, int64_t n0, int m, T* scratch);
+  // Adds the group's weight gradient to dwt (taps * C rows of np) and bias gradient to db;
+  // scratch holds dw_scratch() elements.
+  void (*dw_group)(const DwJob<T>& job, int64_t n0, int m, T* scratch, T* dwt, double* db);
+  // Samples n0..n1-1 of a flat convolution; scratch holds flat_scratch() elements.
+  void (*flat_conv)(const FlatJob<T>& job, int64_t n0, int64_t n1, T* scratch);
+  // Samples n0..n1-1 of a flat weight gradient; scratch holds flat_dw_scratch() elements;
+  // dwv holds FN * K * lanes partial sums, db FN.
+  void (*flat_dw)(const FlatDwJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwv, double* db);
+};
+
+template <class T>
+inline int64_t flat_scratch(const FlatJob<T>& j, int64_t lanes) {
+  return j.cin * j.lp + j.nout * j.nvec * lanes;
+}
+
+template <class T>
+inline int64_t flat_dw_scratch(const FlatDwJob<T>& j, int64_t lanes) {
+  return j.x.cin * j.x.lp + j.FN * j.x.nvec * lanes;
+}
+
+// Output pixels buffered per tile_group step: about 32 KiB of results, whole vectors.
+inline int64_t tile_chunk(int64_t m, int64_t np, int64_t elem, int64_t lanes) {
+  const int64_t c = 32768 / (m * np * elem) / lanes * lanes;
+  return c < lanes ? lanes : c;
+}
+
+template <class T>
+inline int64_t tile_scratch(const TileJob<T>& j, int m, int64_t lanes) {
+  // tile_chunk(k, ...) * k * np for any group size k <= m stays below the second term.
+  return j.qin * j.cin * m + 32768 / static_cast<int64_t>(sizeof(T)) + lanes * m * j.np;
+}
+
+template <class T>
+inline int64_t dw_scratch(const DwJob<T>& j, int m) {
+  return (j.H * j.W * j.C + j.OH * j.OW * j.np) * m;
+}
+
+void get_kernels_scalar(Kernels<float>* f, Kernels<double>* d);
+void get_kernels_avx2(Kernels<float>* f, Kernels<double>* d);
+void get_kernels_avx512(Kernels<float>* f, Kernels<double>* d);
+
+}  // namespace conv
+}  // namespace fastdl

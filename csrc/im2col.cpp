@@ -1,0 +1,120 @@
+// im2col / col2im (see im2col.h): one output row of col per window position, written
+// contiguously; the reads of a sample stay in cache.
+#include "im2col.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common.h"
+#include "cpu.h"
+
+namespace fastdl {
+
+namespace {
+
+// Valid kx range [lo, hi) of a window whose first column is x0 on a row of width W.
+inline void clip(int64_t x0, int64_t k, int64_t W, int64_t& lo, int64_t& hi) {
+  lo = std::max<int64_t>(0, -x0);
+  hi = std::min<int64_t>(k, W - x0);
+}
+
+template <class T>
+void im2col_sample(const T* x, T* col, const Window& w) {
+  const int64_t K = w.C * w.kh * w.kw, HW = w.H * w.W;
+  for (int64_t oy = 0; oy < w.OH; ++oy) {
+    const int64_t y0 = oy * w.stride - w.pad;
+    for (int64_t ox = 0; ox < w.OW; ++ox) {
+      const int64_t x0 = ox * w.stride - w.pad;
+      int64_t lo, hi;
+      clip(x0, w.kw, w.W, lo, hi);
+      T* d = col + (oy * w.OW + ox) * K;
+      for (int64_t c = 0; c < w.C; ++c) {
+        const T* plane = x + c * HW;
+        for (int64_t ky = 0; ky < w.kh; ++ky, d += w.kw) {
+          const int64_t iy = y0 + ky;
+          if (iy < 0 || iy >= w.H || lo >= hi) {
+            std::fill(d, d + w.kw, T(0));
+            continue;
+          }
+          const T* src = plane + iy * w.W + x0;
+          for (int64_t kx = 0; kx < lo; ++kx) d[kx] = T(0);
+          for (int64_t kx = lo; kx < hi; ++kx) d[kx] = src[kx];
+          for (int64_t kx = hi; kx < w.kw; ++kx) d[kx] = T(0);
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void col2im_sample(const T* col, T* x, const Window& w) {
+  const int64_t K = w.C * w.kh * w.kw, HW = w.H * w.W;
+  std::memset(x, 0, sizeof(T) * w.C * HW);
+  for (int64_t oy = 0; oy < w.OH; ++oy) {
+    const int64_t y0 = oy * w.stride - w.pad;
+    for (int64_t ox = 0; ox < w.OW; ++ox) {
+      const int64_t x0 = ox * w.stride - w.pad;
+      int64_t lo, hi;
+      clip(x0, w.kw, w.W, lo, hi);
+      const T* s = col + (oy * w.OW + ox) * K;
+      for (int64_t c = 0; c < w.C; ++c) {
+        T* plane = x + c * HW;
+        for (int64_t ky = 0; ky < w.kh; ++ky, s += w.kw) {
+          const int64_t iy = y0 + ky;
+          if (iy < 0 || iy >= w.H) continue;
+          T* dst = plane + iy * w.W + x0;
+          for (int64_t kx = lo; kx < hi; ++kx) dst[kx] += s[kx];
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+using SampleFn = void (*)(const T*, T*, const Window&);
+
+// The AVX-512 masked versions when the CPU has them and a window row fits one vector.
+template <class T>
+SampleFn<T> pick_im2col(const Window& w) {
+  if (cpu_level() == CpuLevel::AVX512 && w.kw * static_cast<int64_t>(sizeof(T)) <= 64) {
+    if constexpr (sizeof(T) == 4) return im2col_sample_f32_avx512;
+    else return im2col_sample_f64_avx512;
+  }
+  return im2col_sample<T>;
+}
+
+template <class T>
+SampleFn<T> pick_col2im(const Window& w) {
+  if (cpu_level() == CpuLevel::AVX512 && w.kw * static_cast<int64_t>(sizeof(T)) <= 64) {
+    if constexpr (sizeof(T) == 4) return col2im_sample_f32_avx512;
+    else return col2im_sample_f64_avx512;
+  }
+  return col2im_sample<T>;
+}
+
+}  // namespace
+
+template <class T>
+void im2col(const T* x, T* col, const Window& w) {
+  const int64_t in = w.C * w.H * w.W, rows = w.OH * w.OW, K = w.C * w.kh * w.kw;
+  const SampleFn<T> f = pick_im2col<T>(w);
+  parallel_for(w.N, w.N * rows * K, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n) f(x + n * in, col + n * rows * K, w);
+  });
+}
+
+template <class T>
+void col2im(const T* col, T* x, const Window& w) {
+  const int64_t in = w.C * w.H * w.W, rows = w.OH * w.OW, K = w.C * w.kh * w.kw;
+  const SampleFn<T> f = pick_col2im<T>(w);
+  parallel_for(w.N, w.N * rows * K, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n) f(col + n * rows * K, x + n * in, w);
+  });
+}
+
+template void im2col<float>(const float*, float*, const Window&);
+template void im2col<double>(const double*, double*, const Window&);
+template void col2im<float>(const float*, float*, const Window&);
+template void col2im<double>(const double*, double*, const Window&);
+
+}  // namespace fastdl

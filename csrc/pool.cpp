@@ -1,0 +1,150 @@
+// Max pooling: portable kernels, parallel loops and the SIMD dispatch (see pool.h).
+#include "pool.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common.h"
+#include "cpu.h"
+
+namespace fastdl {
+
+namespace {
+
+// True if v should replace the current best: strictly greater, or the first NaN.
+template <class T>
+inline bool beats(T v, T best) {
+  return v > best || (v != v && best == best);
+}
+
+// Any window shape: scan the real cells of each window (padding is -inf, so it never wins;
+// starting from the first real cell also gives the all -inf rule).
+template <class T>
+void forward_plane(const T* x, T* y, int64_t* am, int64_t H, int64_t W, int64_t ph, int64_t pw,
+                   int64_t s, int64_t p, int64_t OH, int64_t OW) {
+  for (int64_t oy = 0; oy < OH; ++oy) {
+    const int64_t y0 = oy * s - p;
+    const int64_t ys = std::max<int64_t>(y0, 0), ye = std::min<int64_t>(y0 + ph, H);
+    for (int64_t ox = 0; ox < OW; ++ox) {
+      const int64_t x0 = ox * s - p;
+      const int64_t xs = std::max<int64_t>(x0, 0), xe = std::min<int64_t>(x0 + pw, W);
+      int64_t bi = ys * W + xs;
+      T best = x[bi];
+      for (int64_t iy = ys; iy < ye; ++iy) {
+        const T* row = x + iy * W;
+        for (int64_t ix = (iy == ys ? xs + 1 : xs); ix < xe; ++ix) {
+          if (beats(row[ix], best)) {
+            best = row[ix];
+            bi = iy * W + ix;
+          }
+        }
+      }
+      y[oy * OW + ox] = best;
+      am[oy * OW + ox] = bi;
+    }
+  }
+}
+
+// 2x2 windows, stride 2, no padding: the book's pooling, unrolled.
+template <class T>
+void forward_plane_2x2(const T* x, T* y, int64_t* am, int64_t H, int64_t W) {
+  const int64_t OH = H / 2, OW = W / 2;
+  for (int64_t oy = 0; oy < OH; ++oy) {
+    const T* r0 = x + 2 * oy * W;
+    const T* r1 = r0 + W;
+    const int64_t base = 2 * oy * W;
+    for (int64_t ox = 0; ox < OW; ++ox) {
+      T best = r0[2 * ox];
+      int64_t off = 0;
+      if (beats(r0[2 * ox + 1], best)) { best = r0[2 * ox + 1]; off = 1; }
+      if (beats(r1[2 * ox], best)) { best = r1[2 * ox]; off = W; }
+      if (beats(r1[2 * ox + 1], best)) { best = r1[2 * ox + 1]; off = W + 1; }
+      y[oy * OW + ox] = best;
+      am[oy * OW + ox] = base + 2 * ox + off;
+    }
+  }
+}
+
+template <class T>
+void backward_plane(const T* dy, const int64_t* am, T* dx, int64_t H, int64_t W, int64_t OHW) {
+  const int64_t HW = H * W;
+  std::memset(dx, 0, sizeof(T) * HW);
+  for (int64_t i = 0; i < OHW; ++i) {
+    const int64_t k = am[i];
+    if (k >= 0 && k < HW) dx[k] += dy[i];
+  }
+}
+
+using Fwd2x2F32 = void (*)(const float*, float*, int64_t*, int64_t, int64_t);
+using Fwd2x2F64 = void (*)(const double*, double*, int64_t*, int64_t, int64_t);
+
+Fwd2x2F32 pick_fwd_f32() {
+  switch (cpu_level()) {
+    case CpuLevel::AVX512: return maxpool2x2_forward_f32_avx512;
+    case CpuLevel::AVX2: return maxpool2x2_forward_f32_avx2;
+    default: return forward_plane_2x2<float>;
+  }
+}
+
+Fwd2x2F64 pick_fwd_f64() {
+  return cpu_level() == CpuLevel::AVX512 ? maxpool2x2_forward_f64_avx512 : forward_plane_2x2<double>;
+}
+
+template <class T>
+void forward_2x2(const T* x, T* y, int64_t* am, int64_t H, int64_t W) {
+  if constexpr (sizeof(T) == 4) {
+    static const Fwd2x2F32 f = pick_fwd_f32();
+    f(x, y, am, H, W);
+  } else {
+    static const Fwd2x2F64 f = pick_fwd_f64();
+    f(x, y, am, H, W);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void maxpool2d_forward(const T* x, T* y, int64_t* argmax, int64_t NC, int64_t H, int64_t W,
+                       int64_t ph, int64_t pw, int64_t stride, int64_t pad, int64_t OH, int64_t OW) {
+  const int64_t HW = H * W, OHW = OH * OW;
+  const bool fast = ph == 2 && pw == 2 && stride == 2 && pad == 0 && HW < (int64_t{1} << 30);
+  parallel_for(NC, NC * HW, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      if (fast)
+        forward_2x2<T>(x + i * HW, y + i * OHW, argmax + i * OHW, H, W);
+      else
+        forward_plane<T>(x + i * HW, y + i * OHW, argmax + i * OHW, H, W, ph, pw, stride, pad, OH, OW);
+    }
+  });
+}
+
+template <class T>
+void maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, int64_t H,
+                        int64_t W, int64_t ph, int64_t pw, int64_t stride, int64_t pad,
+                        int64_t OH, int64_t OW) {
+  const int64_t HW = H * W, OHW = OH * OW;
+  bool dense = false;
+  if constexpr (sizeof(T) == 4)
+    dense = ph == 2 && pw == 2 && stride == 2 && pad == 0 && HW < (int64_t{1} << 30) &&
+            cpu_level() == CpuLevel::AVX512;
+  parallel_for(NC, NC * HW, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      if constexpr (sizeof(T) == 4) {
+        if (dense && maxpool2x2_backward_f32_avx512(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W))
+          continue;
+      }
+      backward_plane<T>(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W, OHW);
+    }
+  });
+}
+
+template void maxpool2d_forward<float>(const float*, float*, int64_t*, int64_t, int64_t, int64_t,
+                                       int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+template void maxpool2d_forward<double>(const double*, double*, int64_t*, int64_t, int64_t, int64_t,
+                                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+template void maxpool2d_backward<float>(const float*, const int64_t*, float*, int64_t, int64_t,
+                                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+template void maxpool2d_backward<double>(const double*, const int64_t*, double*, int64_t, int64_t,
+                                         int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+
+}  // namespace fastdl

@@ -1,0 +1,32 @@
+// Max pooling: forward scans each window directly and stores int64 argmax; backward scatters.
+//
+// Contract (DESIGN.md): padding acts as -inf, ties go to the first maximum in row-major
+// window order, a NaN wins (the first one) and propagates, a window whose real cells are
+// all -inf points at its first real cell.  argmax holds iy*W + ix in the unpadded plane.
+#pragma once
+
+#include <cstdint>
+
+namespace fastdl {
+
+// x (NC, H, W) -> y, argmax (NC, OH, OW); T is float or double.
+template <class T>
+void maxpool2d_forward(const T* x, T* y, int64_t* argmax, int64_t NC, int64_t H, int64_t W,
+                       int64_t ph, int64_t pw, int64_t stride, int64_t pad, int64_t OH, int64_t OW);
+
+// dy, argmax (NC, OH, OW) -> dx (NC, H, W).  Argmax entries outside [0, H*W) are ignored.
+template <class T>
+void maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, int64_t H,
+                        int64_t W, int64_t ph, int64_t pw, int64_t stride, int64_t pad,
+                        int64_t OH, int64_t OW);
+
+// SIMD fast paths for 2x2 windows, stride 2, no padding, float32, one plane at a time
+// (pool_avx2.cpp / pool_avx512.cpp).  OH = H/2, OW = W/2 (rounded down).
+void maxpool2x2_forward_f32_avx2(const float* x, float* y, int64_t* argmax, int64_t H, int64_t W);
+void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* argmax, int64_t H, int64_t W);
+void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* argmax, int64_t H, int64_t W);
+// Writes the whole plane dx (H, W).  Returns false, with dx partly written, if some argmax
+// entry is not inside its own window (the caller then redoes the plane with a scatter).
+bool maxpool2x2_backward_f32_avx512(const float* dy, const int64_t* argmax, float* dx, int64_t H, int64_t W);
+
+}  // namespace fastdl

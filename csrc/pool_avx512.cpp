@@ -1,0 +1,158 @@
+// Max pooling 2x2 / stride 2 / no padding with AVX-512 (compiled with AVX-512 flags; called
+// only when cpu_level() says so).  One plane per call; 16 (float) or 8 (double) windows per
+// step, masked loads and stores for the row tail.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "pool.h"
+
+namespace fastdl {
+
+namespace {
+
+// Lanes where c replaces best: strictly greater, or c is the first NaN.
+inline __mmask16 take(__m512 c, __m512 best) {
+  return _mm512_cmp_ps_mask(c, best, _CMP_GT_OQ) |
+         (_mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+}
+
+inline __mmask8 take(__m512d c, __m512d best) {
+  return _mm512_cmp_pd_mask(c, best, _CMP_GT_OQ) |
+         (_mm512_cmp_pd_mask(c, c, _CMP_UNORD_Q) & _mm512_cmp_pd_mask(best, best, _CMP_ORD_Q));
+}
+
+inline uint32_t low_bits(int64_t n) { return n >= 32 ? 0xFFFFFFFFu : ((1u << n) - 1u); }
+
+}  // namespace
+
+void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* am, int64_t H, int64_t W) {
+  const int64_t OH = H / 2, OW = W / 2;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i o1 = _mm512_set1_epi32(1), oW = _mm512_set1_epi32(static_cast<int>(W)),
+                oW1 = _mm512_set1_epi32(static_cast<int>(W + 1));
+  for (int64_t oy = 0; oy < OH; ++oy) {
+    const float* r0 = x + 2 * oy * W;
+    const float* r1 = r0 + W;
+    float* yr = y + oy * OW;
+    int64_t* ar = am + oy * OW;
+    for (int64_t ox = 0; ox < OW; ox += 16) {
+      const int64_t n = OW - ox < 16 ? OW - ox : 16;
+      const __mmask16 m = static_cast<__mmask16>(low_bits(n));
+      const uint32_t m2 = low_bits(2 * n);
+      const __mmask16 mlo = static_cast<__mmask16>(m2), mhi = static_cast<__mmask16>(m2 >> 16);
+      const __m512 a0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox);
+      const __m512 b0 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
+      const __m512 a1 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox);
+      const __m512 b1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
+      __m512 best = _mm512_permutex2var_ps(a0, even, b0);
+      __m512i off = _mm512_setzero_si512();
+      const __m512 c1 = _mm512_permutex2var_ps(a0, odd, b0);
+      __mmask16 k = take(c1, best);
+      best = _mm512_mask_mov_ps(best, k, c1);
+      off = _mm512_mask_mov_epi32(off, k, o1);
+      const __m512 c2 = _mm512_permutex2var_ps(a1, even, b1);
+      k = take(c2, best);
+      best = _mm512_mask_mov_ps(best, k, c2);
+      off = _mm512_mask_mov_epi32(off, k, oW);
+      const __m512 c3 = _mm512_permutex2var_ps(a1, odd, b1);
+      k = take(c3, best);
+      best = _mm512_mask_mov_ps(best, k, c3);
+      off = _mm512_mask_mov_epi32(off, k, oW1);
+      _mm512_mask_storeu_ps(yr + ox, m, best);
+      const __m512i idx = _mm512_add_epi32(
+          _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(2 * oy * W + 2 * ox)), even), off);
+      _mm512_mask_storeu_epi64(ar + ox, static_cast<__mmask8>(m),
+                               _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
+      _mm512_mask_storeu_epi64(ar + ox + 8, static_cast<__mmask8>(m >> 8),
+                               _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+    }
+  }
+}
+
+void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int64_t H, int64_t W) {
+  const int64_t OH = H / 2, OW = W / 2;
+  const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+  const __m512i o1 = _mm512_set1_epi64(1), oW = _mm512_set1_epi64(W), oW1 = _mm512_set1_epi64(W + 1);
+  for (int64_t oy = 0; oy < OH; ++oy) {
+    const double* r0 = x + 2 * oy * W;
+    const double* r1 = r0 + W;
+    double* yr = y + oy * OW;
+    int64_t* ar = am + oy * OW;
+    for (int64_t ox = 0; ox < OW; ox += 8) {
+      const int64_t n = OW - ox < 8 ? OW - ox : 8;
+      const __mmask8 m = static_cast<__mmask8>(low_bits(n));
+      const uint32_t m2 = low_bits(2 * n);
+      const __mmask8 mlo = static_cast<__mmask8>(m2), mhi = static_cast<__mmask8>(m2 >> 8);
+      const __m512d a0 = _mm512_maskz_loadu_pd(mlo, r0 + 2 * ox);
+      const __m512d b0 = _mm512_maskz_loadu_pd(mhi, r0 + 2 * ox + 8);
+      const __m512d a1 = _mm512_maskz_loadu_pd(mlo, r1 + 2 * ox);
+      const __m512d b1 = _mm512_maskz_loadu_pd(mhi, r1 + 2 * ox + 8);
+      __m512d best = _mm512_permutex2var_pd(a0, even, b0);
+      __m512i off = _mm512_setzero_si512();
+      const __m512d c1 = _mm512_permutex2var_pd(a0, odd, b0);
+      __mmask8 k = take(c1, best);
+      best = _mm512_mask_mov_pd(best, k, c1);
+      off = _mm512_mask_mov_epi64(off, k, o1);
+      const __m512d c2 = _mm512_permutex2var_pd(a1, even, b1);
+      k = take(c2, best);
+      best = _mm512_mask_mov_pd(best, k, c2);
+      off = _mm512_mask_mov_epi64(off, k, oW);
+      const __m512d c3 = _mm512_permutex2var_pd(a1, odd, b1);
+      k = take(c3, best);
+      best = _mm512_mask_mov_pd(best, k, c3);
+      off = _mm512_mask_mov_epi64(off, k, oW1);
+      _mm512_mask_storeu_pd(yr + ox, m, best);
+      const __m512i idx = _mm512_add_epi64(_mm512_add_epi64(_mm512_set1_epi64(2 * oy * W + 2 * ox), even), off);
+      _mm512_mask_storeu_epi64(ar + ox, m, idx);
+    }
+  }
+}
+
+bool maxpool2x2_backward_f32_avx512(const float* dy, const int64_t* am, float* dx, int64_t H, int64_t W) {
+  const int64_t OH = H / 2, OW = W / 2;
+  const __m512i lane2_lo = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m512i lane2_hi = _mm512_setr_epi64(16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i o0 = _mm512_setzero_si512(), o1 = _mm512_set1_epi32(1),
+                oW = _mm512_set1_epi32(static_cast<int>(W)), oW1 = _mm512_set1_epi32(static_cast<int>(W + 1));
+  for (int64_t oy = 0; oy < OH; ++oy) {
+    float* d0 = dx + 2 * oy * W;
+    float* d1 = d0 + W;
+    const float* g = dy + oy * OW;
+    const int64_t* ar = am + oy * OW;
+    for (int64_t ox = 0; ox < OW; ox += 16) {
+      const int64_t n = OW - ox < 16 ? OW - ox : 16;
+      const __mmask16 m = static_cast<__mmask16>(low_bits(n));
+      const uint32_t m2 = low_bits(2 * n);
+      const __mmask16 mlo = static_cast<__mmask16>(m2), mhi = static_cast<__mmask16>(m2 >> 16);
+      const __m512 v = _mm512_maskz_loadu_ps(m, g + ox);
+      const __m512i base = _mm512_set1_epi64(2 * oy * W + 2 * ox);
+      const __m512i a_lo = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(m), ar + ox);
+      const __m512i a_hi = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(m >> 8), ar + ox + 8);
+      // Offset of each argmax inside its window, saturated to int32 (garbage never matches).
+      const __m256i off_lo = _mm512_cvtsepi64_epi32(_mm512_sub_epi64(a_lo, _mm512_add_epi64(base, lane2_lo)));
+      const __m256i off_hi = _mm512_cvtsepi64_epi32(_mm512_sub_epi64(a_hi, _mm512_add_epi64(base, lane2_hi)));
+      const __m512i off = _mm512_inserti64x4(_mm512_castsi256_si512(off_lo), off_hi, 1);
+      const __mmask16 k0 = _mm512_mask_cmpeq_epi32_mask(m, off, o0);
+      const __mmask16 k1 = _mm512_mask_cmpeq_epi32_mask(m, off, o1);
+      const __mmask16 k2 = _mm512_mask_cmpeq_epi32_mask(m, off, oW);
+      const __mmask16 k3 = _mm512_mask_cmpeq_epi32_mask(m, off, oW1);
+      if (static_cast<__mmask16>(k0 | k1 | k2 | k3) != m) return false;
+      const __m512 v0 = _mm512_maskz_mov_ps(k0, v), v1 = _mm512_maskz_mov_ps(k1, v);
+      const __m512 v2 = _mm512_maskz_mov_ps(k2, v), v3 = _mm512_maskz_mov_ps(k3, v);
+      _mm512_mask_storeu_ps(d0 + 2 * ox, mlo, _mm512_permutex2var_ps(v0, ilo, v1));
+      _mm512_mask_storeu_ps(d0 + 2 * ox + 16, mhi, _mm512_permutex2var_ps(v0, ihi, v1));
+      _mm512_mask_storeu_ps(d1 + 2 * ox, mlo, _mm512_permutex2var_ps(v2, ilo, v3));
+      _mm512_mask_storeu_ps(d1 + 2 * ox + 16, mhi, _mm512_permutex2var_ps(v2, ihi, v3));
+    }
+    for (int64_t ix = 2 * OW; ix < W; ++ix) d0[ix] = d1[ix] = 0.0f;  // odd W: last column
+  }
+  for (int64_t i = 2 * OH * W; i < H * W; ++i) dx[i] = 0.0f;  // odd H: last row
+  return true;
+}
+
+}  // namespace fastdl

@@ -1,0 +1,54 @@
+"""Book figure 6-9: SGD, Momentum, AdaGrad and Adam training the same 5-layer network.
+
+A 784-100-100-100-100-10 ReLU network (He initialisation) on Fashion-MNIST (or MNIST),
+mini-batches of 128; the figure shows the smoothed training loss per iteration.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import _common
+from fastdl.models import MultiLayerNet
+from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum
+from fastdl.plots import new_figure, save
+
+
+def smooth(y: list[float], k: int = 10) -> np.ndarray:
+    y = np.asarray(y)
+    if len(y) < k:
+        return y
+    return np.convolve(y, np.ones(k) / k, mode="valid")
+
+
+def main() -> None:
+    args = _common.parser(__doc__).parse_args()
+    _common.setup(args)
+    name, ((x, t), _) = _common.load_images()
+    iterations = 150 if args.quick else 2000
+    batch = 128
+    optimizers = {"SGD": SGD(), "Momentum": Momentum(), "AdaGrad": AdaGrad(), "Adam": Adam()}
+    losses: dict[str, list[float]] = {k: [] for k in optimizers}
+    nets = {k: MultiLayerNet(784, [100] * 4, 10, seed=args.seed) for k in optimizers}
+    rng = np.random.default_rng(args.seed)
+    for i in range(iterations):
+        idx = rng.choice(len(x), batch, replace=False)
+        for key, opt in optimizers.items():
+            loss, grads = nets[key].loss_and_gradient(x[idx], t[idx])
+            opt.update(nets[key].params, grads)
+            losses[key].append(loss)
+        if (i + 1) % max(iterations // 5, 1) == 0:
+            print(f"iteration {i + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in losses.items()))
+    fig = new_figure(8, 5)
+    ax = fig.subplots()
+    for key, v in losses.items():
+        ax.plot(smooth(v), label=key)
+    ax.set(xlabel="iteration", ylabel="training loss (moving average of 10)", ylim=(0, 1.5),
+           title=f"optimizers on {name}, batch {batch}")
+    ax.legend()
+    out = args.out / "optimizer_compare_mnist.png"
+    save(fig, out)
+    _common.saved(out)
+
+
+if __name__ == "__main__":
+    main()

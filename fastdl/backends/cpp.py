@@ -1,0 +1,90 @@
+"""The C++ backend: a thin adapter over the compiled extension :mod:`fastdl._cpp`.
+
+Importing this module fails (and :mod:`fastdl.backend` records why) when the
+extension was not built, e.g. with ``FASTDL_NO_CPP=1`` or without a compiler.
+Kernels follow the contract of DESIGN.md; they release the GIL and run on the
+OpenMP threads set by :func:`set_num_threads`.  The SIMD path (scalar, AVX2 or
+AVX-512) is chosen at run time for the CPU in hand; ``FASTDL_CPU=scalar|avx2``
+caps it.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+# GNU OpenMP reads GOMP_SPINCOUNT once, when the runtime loads (with this extension, or
+# with Numba's "omp" threading layer, which shares the same libgomp and thread pool).  Its
+# default makes idle workers busy-wait for milliseconds after every parallel region, which
+# takes a core from BLAS or other threads running next and, on a busy machine, delays the
+# next region by a whole scheduler time slice.  Unless the user chose a wait policy, spin
+# briefly, then sleep.  Measured on the 2-core development machine under load: default
+# spin 20 ms per (100,30,24,24) pooling call on 2 threads, 1 ms with this setting.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+from .. import _cpp  # noqa: E402 - ImportError propagates: fastdl.backend records why
+
+__all__ = [
+    "im2col",
+    "col2im",
+    "conv2d_forward",
+    "conv2d_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "softmax_cross_entropy",
+    "set_num_threads",
+    "backend_info",
+]
+
+
+def backend_info() -> str:
+    """SIMD path in use, OpenMP status and threads, compiler."""
+    info = _cpp.build_info()
+    omp = f"OpenMP on, {_cpp.get_num_threads()} threads" if info["openmp"] else "OpenMP off, 1 thread"
+    conv = "" if hasattr(_cpp, "conv2d_forward") else ", conv via reference"
+    return f"C++ {info['cpu_level']} SIMD, {omp}, {info['compiler']}{conv}"
+
+
+def set_num_threads(n: int) -> None:
+    """Run the C++ kernels on ``n`` OpenMP threads (process-wide)."""
+    _cpp.set_num_threads(n)
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int) -> np.ndarray:
+    """x (N, C, H, W) -> col (N*OH*OW, C*kh*kw); rows (n, oy, ox), columns (c, ky, kx)."""
+    return _cpp.im2col(x, kh, kw, stride, pad)
+
+
+def col2im(col: np.ndarray, x_shape, kh: int, kw: int, stride: int, pad: int) -> np.ndarray:
+    """Adjoint of :func:`im2col`: col (N*OH*OW, C*kh*kw) -> x (N, C, H, W), overlaps summed."""
+    return _cpp.col2im(col, tuple(x_shape), kh, kw, stride, pad)
+
+
+def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int):
+    """x (N, C, H, W), W (FN, C, kh, kw), b (FN,) -> (y (N, FN, OH, OW), state)."""
+    if not hasattr(_cpp, "conv2d_forward"):
+        return NotImplemented
+    return _cpp.conv2d_forward(x, W, b, stride, pad)
+
+
+def conv2d_backward(dy: np.ndarray, state, need_dx: bool):
+    """dy (N, FN, OH, OW) -> (dx (N, C, H, W) or None, dW, db); state from conv2d_forward."""
+    return _cpp.conv2d_backward(dy, state, need_dx)
+
+
+def maxpool2d_forward(x: np.ndarray, ph: int, pw: int, stride: int, pad: int):
+    """x (N, C, H, W) -> (y (N, C, OH, OW), argmax int64 (N, C, OH, OW)); padding is -inf."""
+    return _cpp.maxpool2d_forward(x, ph, pw, stride, pad)
+
+
+def maxpool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape, ph: int, pw: int,
+                       stride: int, pad: int) -> np.ndarray:
+    """Scatter dy (N, C, OH, OW) to the argmax cells; dx of shape x_shape."""
+    return _cpp.maxpool2d_backward(dy, argmax, tuple(x_shape), ph, pw, stride, pad)
+
+
+def softmax_cross_entropy(logits: np.ndarray, t: np.ndarray):
+    """logits (N, K), t int64 (N,) or float (N, K) -> (mean loss: float, dlogits (N, K))."""
+    return _cpp.softmax_cross_entropy(logits, t)

@@ -1,0 +1,149 @@
+"""What machine a benchmark ran on: CPU model, cores, SIMD level, BLAS, peak FLOP rate, versions.
+
+Used by ``fastdl bench`` for its header and its JSON report.  Everything here
+is best-effort: a field that cannot be found is ``None`` (or ``"unknown"``),
+never an error.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import Any
+
+__all__ = ["cpu_info", "simd_level", "blas_info", "peak_gflops", "machine_info", "versions"]
+
+#: FP32 FMA peak of one core of the AVX-512 Xeon development machines, measured
+#: there (see DESIGN.md, "Numbers that matter").  Used for any AVX-512 CPU unless
+#: ``FASTDL_PEAK_GFLOPS`` or ``fastdl bench --peak`` says otherwise.
+AVX512_FP32_PEAK_PER_CORE = 117.0
+
+#: FP32 FLOPs per cycle and core by SIMD level, assuming two FMA units
+#: (lanes * 2 FLOPs per FMA * 2 units); used to estimate a peak when the CPU is not AVX-512.
+_FP32_FLOPS_PER_CYCLE = {"AVX2+FMA": 32, "AVX": 16, "SSE4.2": 8, "baseline": 8}
+
+
+def _proc_cpuinfo() -> dict[str, str]:
+    """First processor block of /proc/cpuinfo as a dict ({} when not on Linux)."""
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    if info:
+                        break
+                    continue
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return info
+
+
+def simd_level(flags: set[str] | None = None) -> str:
+    """Widest x86 SIMD level the CPU reports: ``AVX-512``, ``AVX2+FMA``, ``AVX``, ``SSE4.2`` or ``baseline``."""
+    if flags is None:
+        flags = set(_proc_cpuinfo().get("flags", "").split())
+    if "avx512f" in flags:
+        return "AVX-512"
+    if "avx2" in flags and "fma" in flags:
+        return "AVX2+FMA"
+    if "avx" in flags:
+        return "AVX"
+    if "sse4_2" in flags:
+        return "SSE4.2"
+    return "baseline"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask on Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model, logical and usable cores, SIMD level and nominal MHz."""
+    info = _proc_cpuinfo()
+    mhz = info.get("cpu MHz")
+    return {
+        "model": info.get("model name") or platform.processor() or platform.machine() or "unknown",
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "simd": simd_level(set(info.get("flags", "").split())),
+        "mhz": float(mhz) if mhz else None,
+    }
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """Loaded BLAS/OpenMP libraries as threadpoolctl sees them (API, implementation, version, threads)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return []
+    keep = ("user_api", "internal_api", "version", "num_threads", "prefix", "architecture")
+    return [{k: lib.get(k) for k in keep} for lib in threadpool_info()]
+
+
+def peak_gflops(cpu: dict[str, Any], override: float | None = None) -> tuple[float | None, str]:
+    """FP32 FMA peak of ONE core in GFLOP/s and where the number comes from.
+
+    Order: ``override`` (``--peak``), ``FASTDL_PEAK_GFLOPS``, the measured
+    AVX-512 constant :data:`AVX512_FP32_PEAK_PER_CORE`, else an estimate from
+    the SIMD level and the nominal clock.  Halve it for float64; multiply by
+    the thread count for several cores.
+    """
+    if override is not None:
+        return float(override), "given with --peak"
+    env = os.environ.get("FASTDL_PEAK_GFLOPS")
+    if env:
+        try:
+            return float(env), "FASTDL_PEAK_GFLOPS"
+        except ValueError:
+            pass
+    if cpu["simd"] == "AVX-512":
+        return AVX512_FP32_PEAK_PER_CORE, "measured FP32 FMA peak of the AVX-512 dev machine (DESIGN.md)"
+    if cpu.get("mhz"):
+        per_cycle = _FP32_FLOPS_PER_CYCLE[cpu["simd"]]
+        return per_cycle * cpu["mhz"] / 1000.0, f"estimate: {per_cycle} FLOP/cycle ({cpu['simd']}) x nominal clock"
+    return None, "unknown"
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of Python, fastdl and the libraries a benchmark may use (``None`` = not installed)."""
+    from importlib import metadata
+
+    from . import __version__
+
+    out: dict[str, str | None] = {"python": sys.version.split()[0], "fastdl": __version__}
+    for name in ("numpy", "numba", "scipy", "threadpoolctl", "torch"):
+        try:
+            out[name] = metadata.version(name)  # no import: torch is heavy and may be absent
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    try:
+        from . import _cpp  # type: ignore[attr-defined]
+
+        info = _cpp.build_info()
+        out["fastdl._cpp"] = f"{info.get('version')} ({info.get('compiler')}, openmp={info.get('openmp')})"
+    except Exception:  # noqa: BLE001 - the extension is optional
+        out["fastdl._cpp"] = None
+    return out
+
+
+def machine_info(peak_override: float | None = None) -> dict[str, Any]:
+    """Everything above in one dict: ``cpu``, ``platform``, ``load_avg`` (1, 5, 15 min; others' load
+    makes timings noisy), ``blas``, ``peak_gflops_per_core_fp32``, ``peak_source``."""
+    import numpy  # noqa: F401 - load NumPy's BLAS so that threadpoolctl can see it
+
+    cpu = cpu_info()
+    peak, source = peak_gflops(cpu, peak_override)
+    return {
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "blas": blas_info(),
+        "peak_gflops_per_core_fp32": peak,
+        "peak_source": source,
+    }

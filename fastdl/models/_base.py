@@ -1,0 +1,201 @@
+"""What every network shares: a layer sequence, a loss, backprop, accuracy, weights I/O.
+
+A model keeps its parameters in ``params`` (name -> array); its layers hold
+references to the same arrays, so an optimizer's in-place update reaches
+them.  Inputs of another dtype are cast to the model's ``dtype``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Optional
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+from .. import io
+from ..gradient import numerical_gradient as _numerical_gradient
+from ..init import RNGLike
+from ..layers import BatchNormalization, Dropout, SoftmaxWithLoss
+
+__all__ = ["Model"]
+
+
+def _model_dtype(dtype: DTypeLike) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+class Model:
+    """Base class of the book's networks.
+
+    Subclasses build ``self.layers`` (an OrderedDict of layers, applied in
+    order) with :meth:`_add`, which also records where each parameter's
+    gradient and each running statistic lives.  ``last_layer`` is the
+    :class:`~fastdl.layers.SoftmaxWithLoss` on top.
+    """
+
+    #: Name in :func:`fastdl.models.build_model`.
+    name = ""
+
+    def __init__(self, config: dict[str, Any], dtype: DTypeLike, seed: RNGLike) -> None:
+        self.dtype = _model_dtype(dtype)
+        self._config = dict(config, dtype=self.dtype.name,
+                            seed=seed if isinstance(seed, (int, type(None))) else None)
+        self.params: dict[str, np.ndarray] = {}
+        self.layers: OrderedDict[str, Any] = OrderedDict()
+        self.last_layer = SoftmaxWithLoss()
+        self._grads: dict[str, tuple[Any, str]] = {}
+        self._buffers: dict[str, tuple[Any, str]] = {}
+        self.weight_decay_lambda = 0.0
+        self._input_shape: Optional[tuple[int, ...]] = None
+
+    # ------------------------------------------------------------------ building
+
+    def _param(self, key: str, value: np.ndarray) -> np.ndarray:
+        arr = np.ascontiguousarray(value, dtype=self.dtype)
+        self.params[key] = arr
+        return arr
+
+    def _add(self, name: str, layer: Any, grads: Optional[dict[str, str]] = None,
+             buffers: Optional[dict[str, str]] = None) -> None:
+        """Append ``layer``; ``grads`` maps param key -> layer attribute (e.g. 'W1' -> 'dW')."""
+        self.layers[name] = layer
+        for key, attr in (grads or {}).items():
+            self._grads[key] = (layer, attr)
+        for key, attr in (buffers or {}).items():
+            self._buffers[key] = (layer, attr)
+
+    # ------------------------------------------------------------------ forward / backward
+
+    def _cast(self, x: ArrayLike) -> np.ndarray:
+        x = np.asarray(x, dtype=self.dtype)
+        if self._input_shape is not None and x.ndim == 2:
+            x = x.reshape((x.shape[0],) + self._input_shape)  # flat images (N, C*H*W)
+        return x
+
+    def predict(self, x: ArrayLike, train_flg: bool = False) -> np.ndarray:
+        """Scores (logits) (N, output_size) in the model's dtype; ``train_flg`` for dropout/BN."""
+        x = self._cast(x)
+        for layer in self.layers.values():
+            if isinstance(layer, (Dropout, BatchNormalization)):
+                x = layer.forward(x, train_flg)
+            else:
+                x = layer.forward(x)
+        return x
+
+    def _weight_decay_loss(self) -> float:
+        if not self.weight_decay_lambda:
+            return 0.0
+        total = sum(float(np.sum(np.square(self.params[k], dtype=np.float64))) for k in self._decay_keys())
+        return 0.5 * self.weight_decay_lambda * total
+
+    def _decay_keys(self) -> list[str]:
+        """Parameters under L2 weight decay: the Affine weights (as the book)."""
+        return [k for k in self.params if k.startswith("W")]
+
+    def loss(self, x: ArrayLike, t: ArrayLike, train_flg: bool = False) -> float:
+        """Mean softmax cross-entropy of ``predict(x)`` against ``t``, plus weight decay.
+
+        t: int labels (N,) or one-hot (N, output_size).
+        """
+        y = self.predict(x, train_flg)
+        return self.last_layer.forward(y, t) + self._weight_decay_loss()
+
+    def loss_and_gradient(self, x: ArrayLike, t: ArrayLike) -> tuple[float, dict[str, np.ndarray]]:
+        """Training-mode loss and the gradients of all ``params`` by backpropagation.
+
+        Afterwards ``last_layer.x`` holds this batch's logits (N, output_size).
+        """
+        loss = self.loss(x, t, train_flg=True)
+        dout = self.last_layer.backward(1)
+        for layer in reversed(self.layers.values()):
+            dout = layer.backward(dout)
+        grads = {key: getattr(layer, attr) for key, (layer, attr) in self._grads.items()}
+        if self.weight_decay_lambda:
+            for key in self._decay_keys():
+                grads[key] = grads[key] + self.dtype.type(self.weight_decay_lambda) * self.params[key]
+        return loss, grads
+
+    def gradient(self, x: ArrayLike, t: ArrayLike) -> dict[str, np.ndarray]:
+        """Gradients of the training loss for every key of ``params`` (same shapes and dtype)."""
+        return self.loss_and_gradient(x, t)[1]
+
+    def numerical_gradient(self, x: ArrayLike, t: ArrayLike) -> dict[str, np.ndarray]:
+        """The same gradients by central differences (slow: two forward passes per weight)."""
+        def f(_):
+            return self.loss(x, t, train_flg=True)
+
+        return {key: _numerical_gradient(f, p) for key, p in self.params.items()}
+
+    def accuracy(self, x: ArrayLike, t: ArrayLike, batch_size: int = 100) -> float:
+        """Fraction of samples whose top score is the label, predicted ``batch_size`` at a time.
+
+        t: int labels (N,) or one-hot (N, output_size).  Unlike the book, the
+        last partial batch counts too.
+        """
+        t = np.asarray(t)
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
+        n = len(t)
+        if n == 0 or len(x) != n:
+            raise ValueError(f"accuracy needs as many labels as samples (> 0), got {len(x)} and {n}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        correct = 0
+        for i in range(0, n, batch_size):
+            y = self.predict(x[i:i + batch_size])
+            correct += int(np.sum(np.argmax(y, axis=1) == t[i:i + batch_size]))
+        return correct / n
+
+    # ------------------------------------------------------------------ state and weights
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments as a JSON-serialisable dict: ``build_model(self.name, **config)``."""
+        return dict(self._config)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of all parameters and batch-norm running statistics, by name."""
+        state = {k: v.copy() for k, v in self.params.items()}
+        state.update({k: np.array(getattr(layer, attr)) for k, (layer, attr) in self._buffers.items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Set parameters and running statistics from ``state`` (cast to the model's dtype).
+
+        Keys and shapes must match :meth:`state_dict` exactly; otherwise
+        ``ValueError`` is raised and the model is left unchanged.
+        """
+        want = {k: v.shape for k, v in self.params.items()}
+        want.update({k: np.shape(getattr(layer, attr)) for k, (layer, attr) in self._buffers.items()})
+        missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+        if missing or extra:
+            raise ValueError(f"{type(self).__name__}: weights do not match the model "
+                             f"(missing {missing}, unexpected {extra})")
+        new = {}
+        for key, shape in want.items():
+            arr = np.asarray(state[key])
+            if arr.shape != shape:
+                raise ValueError(f"{type(self).__name__}: {key} has shape {arr.shape}, the model needs {shape}")
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise ValueError(f"{type(self).__name__}: {key} must be a float array, got {arr.dtype}")
+            new[key] = arr.astype(self.dtype)
+        for key, arr in new.items():
+            if key in self.params:
+                self.params[key][...] = arr
+            else:
+                layer, attr = self._buffers[key]
+                setattr(layer, attr, arr)
+
+    def save_params(self, path: io.PathLike) -> None:
+        """Write :meth:`state_dict` to ``path`` as ``.npz`` (atomically, no pickle)."""
+        io.save_params(self.state_dict(), path)
+
+    def load_params(self, path: io.PathLike) -> None:
+        """Load weights from an ``.npz`` of :meth:`save_params` or one of the book's ``.pkl`` files.
+
+        The book's pickles are read through a restricted unpickler.  A wrong
+        file raises ``ValueError`` and leaves the model unchanged.
+        """
+        self.load_state_dict(io.load_params_file(path))

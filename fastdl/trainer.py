@@ -1,0 +1,179 @@
+"""Trainer: mini-batch training with history and a progress bar (the book's common/trainer.py).
+
+Differences from the book: each epoch visits the training set in a fresh
+random order without replacement (``iter_per_epoch = max(train_size //
+mini_batch_size, 1)`` batches; a last partial batch is left out so batch
+norm never sees a batch of one); the recorded loss is the one of the
+gradient pass (no extra forward pass); accuracies are measured at the end
+of each epoch; the RMSprop name works (the book misspells it).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+from tqdm import tqdm
+
+from .optimizers import Optimizer, get_optimizer
+
+__all__ = ["Trainer"]
+
+Callback = Callable[["Trainer", dict], None]
+
+
+class Trainer:
+    """Train ``network`` on (x_train, t_train) and track loss and accuracies.
+
+    network: has ``params``, ``accuracy(x, t)`` and ``loss_and_gradient(x, t)``
+    (every fastdl model) or the book's ``gradient(x, t)`` and ``loss(x, t)``.
+    optimizer: a name of :func:`fastdl.optimizers.get_optimizer` (with
+    ``optimizer_param``) or an optimizer object.
+    evaluate_sample_num_per_epoch: accuracies per epoch on the first that many
+    samples of each set (None: all).
+    seed: shuffling of epoch ``e`` is drawn from ``default_rng([seed, e])``,
+    so a run resumed at ``start_epoch`` sees the same batches; ``start_iteration``
+    batches of that epoch count as already done (a resume mid-epoch).
+    callbacks: called as ``cb(trainer, record)`` after every iteration
+    (``record["event"] == "iteration"``: epoch, iteration, loss, running_acc
+    (batch accuracy of the epoch so far, None if unknown)) and every
+    epoch (``"epoch"``: epoch, iteration, loss (epoch mean), train_acc,
+    test_acc, seconds).  A callback may set ``trainer.stop_training = True``.
+    verbose: a tqdm bar per epoch with the running loss and batch accuracy
+    when stderr is a terminal, and one summary line per epoch.
+
+    History: ``train_loss_list`` (per iteration), ``train_acc_list`` and
+    ``test_acc_list`` (per epoch), ``epoch_records`` (the epoch records).
+    """
+
+    def __init__(self, network: Any, x_train: np.ndarray, t_train: np.ndarray,
+                 x_test: np.ndarray, t_test: np.ndarray, epochs: int = 20, mini_batch_size: int = 100,
+                 optimizer: Union[str, Optimizer] = "SGD", optimizer_param: Optional[dict] = None,
+                 evaluate_sample_num_per_epoch: Optional[int] = None, verbose: bool = True, *,
+                 seed: Optional[int] = None, callbacks: Sequence[Callback] = (), start_epoch: int = 0,
+                 start_iteration: int = 0) -> None:
+        if len(x_train) != len(t_train) or len(x_train) == 0:
+            raise ValueError(f"x_train and t_train must have the same non-zero length, got "
+                             f"{len(x_train)} and {len(t_train)}")
+        if len(x_test) != len(t_test):
+            raise ValueError(f"x_test and t_test must have the same length, got {len(x_test)} and {len(t_test)}")
+        if mini_batch_size < 1 or epochs < 0 or not 0 <= start_epoch <= epochs:
+            raise ValueError(f"need mini_batch_size >= 1 and 0 <= start_epoch <= epochs, got "
+                             f"{mini_batch_size}, {start_epoch}, {epochs}")
+        self.network = network
+        self.x_train, self.t_train = x_train, np.asarray(t_train)
+        self.x_test, self.t_test = x_test, np.asarray(t_test)
+        self.epochs = epochs
+        self.batch_size = mini_batch_size
+        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
+        self.verbose = verbose
+        self.seed = seed
+        self.callbacks = list(callbacks)
+        if isinstance(optimizer, Optimizer):
+            self.optimizer = optimizer
+        else:
+            self.optimizer = get_optimizer(optimizer, **({"lr": 0.01} if optimizer_param is None else optimizer_param))
+        self.train_size = len(x_train)
+        self.iter_per_epoch = max(self.train_size // mini_batch_size, 1)
+        self.max_iter = epochs * self.iter_per_epoch
+        self.current_epoch = start_epoch
+        if not 0 <= start_iteration < self.iter_per_epoch:
+            raise ValueError(f"start_iteration must be in [0, {self.iter_per_epoch}), got {start_iteration}")
+        self.current_iter = start_epoch * self.iter_per_epoch + start_iteration
+        self.stop_training = False
+        self.train_loss_list: list[float] = []
+        self.train_acc_list: list[float] = []
+        self.test_acc_list: list[float] = []
+        self.epoch_records: list[dict] = []
+        self._rng = np.random.default_rng()
+        self._order: Optional[np.ndarray] = None
+        self._pos = 0
+        self._epoch_losses: list[float] = []
+        self._epoch_correct = 0
+        self._epoch_seen = 0
+        self._epoch_start = time.perf_counter()
+
+    # ---------------------------------------------------------------- one iteration
+
+    def _new_epoch(self) -> None:
+        rng = self._rng if self.seed is None else np.random.default_rng([self.seed, self.current_epoch])
+        self._order = rng.permutation(self.train_size)
+        self._pos = self.current_iter - self.current_epoch * self.iter_per_epoch
+        self._epoch_losses, self._epoch_correct, self._epoch_seen = [], 0, 0
+        self._epoch_start = time.perf_counter()
+
+    def _loss_and_gradient(self, x, t):
+        if hasattr(self.network, "loss_and_gradient"):
+            return self.network.loss_and_gradient(x, t)
+        return float(self.network.loss(x, t)), self.network.gradient(x, t)
+
+    def train_step(self) -> float:
+        """One update on the next mini-batch of the current epoch; returns its loss.
+
+        Ends the epoch (accuracies, records, callbacks) after its last batch.
+        """
+        if self._order is None or self._pos >= self.iter_per_epoch:
+            self._new_epoch()
+        bs = min(self.batch_size, self.train_size)
+        idx = self._order[self._pos * bs:(self._pos + 1) * bs]
+        x_batch, t_batch = self.x_train[idx], self.t_train[idx]
+        loss, grads = self._loss_and_gradient(x_batch, t_batch)
+        self.optimizer.update(self.network.params, grads)
+        self._pos += 1
+        self.current_iter += 1
+        self.train_loss_list.append(loss)
+        self._epoch_losses.append(loss)
+        logits = getattr(getattr(self.network, "last_layer", None), "x", None)
+        if logits is not None and len(logits) == len(idx):
+            labels = t_batch if t_batch.ndim == 1 else np.argmax(t_batch, axis=1)
+            self._epoch_correct += int(np.sum(np.argmax(logits, axis=1) == labels))
+            self._epoch_seen += len(idx)
+        self._notify({"event": "iteration", "epoch": self.current_epoch + 1,
+                      "iteration": self.current_iter, "loss": loss,
+                      "running_acc": self._epoch_correct / self._epoch_seen if self._epoch_seen else None})
+        if self._pos == self.iter_per_epoch:
+            self._end_epoch()
+        return loss
+
+    def _end_epoch(self) -> None:
+        self.current_epoch += 1
+        n = self.evaluate_sample_num_per_epoch
+        train_acc = self.network.accuracy(self.x_train[:n], self.t_train[:n])
+        test_acc = self.network.accuracy(self.x_test[:n], self.t_test[:n]) if len(self.x_test) else float("nan")
+        self.train_acc_list.append(train_acc)
+        self.test_acc_list.append(test_acc)
+        record = {"event": "epoch", "epoch": self.current_epoch, "iteration": self.current_iter,
+                  "loss": float(np.mean(self._epoch_losses)), "train_acc": train_acc, "test_acc": test_acc,
+                  "seconds": time.perf_counter() - self._epoch_start}
+        self.epoch_records.append(record)
+        if self.verbose:
+            tqdm.write(f"=== epoch {self.current_epoch}/{self.epochs}: loss {record['loss']:.4f}, "
+                       f"train acc {train_acc:.4f}, test acc {test_acc:.4f}, {record['seconds']:.1f} s ===")
+        self._notify(record)
+
+    def _notify(self, record: dict) -> None:
+        for cb in self.callbacks:
+            cb(self, record)
+
+    # ---------------------------------------------------------------- the loop
+
+    def train(self) -> float:
+        """Train from ``current_epoch`` to ``epochs`` (or until ``stop_training``); return test accuracy."""
+        show_bar = self.verbose and sys.stderr.isatty()
+        while self.current_epoch < self.epochs and not self.stop_training:
+            epoch = self.current_epoch
+            with tqdm(total=self.iter_per_epoch, desc=f"epoch {epoch + 1}/{self.epochs}",
+                      disable=not show_bar, leave=False, file=sys.stderr) as bar:
+                while self.current_epoch == epoch and not self.stop_training:
+                    self.train_step()
+                    bar.update(1)
+                    if show_bar and self.current_epoch == epoch:
+                        post = {"loss": f"{np.mean(self._epoch_losses):.4f}"}
+                        if self._epoch_seen:
+                            post["acc"] = f"{self._epoch_correct / self._epoch_seen:.4f}"
+                        bar.set_postfix(post, refresh=False)
+        test_acc = self.network.accuracy(self.x_test, self.t_test) if len(self.x_test) else float("nan")
+        if self.verbose:
+            tqdm.write(f"=============== Final Test Accuracy ===============\ntest acc: {test_acc:.4f}")
+        return test_acc

@@ -1,0 +1,242 @@
+"""``fastdl bench``: JSON schema, --compare, --plot, FLOP counts and machine info (no timing asserted)."""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import bench, bench_report, machine
+from fastdl.cli import main
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One ``python -m fastdl bench --quick --json --plot`` run in a fresh process: (report, png path, stdout)."""
+    out = tmp_path_factory.mktemp("bench")
+    js, png = out / "quick.json", out / "quick.png"
+    cmd = [sys.executable, "-m", "fastdl", "bench", "--quick", "--repeats", "2", "--no-progress",
+           "--json", str(js)]
+    try:
+        import matplotlib  # noqa: F401
+        cmd += ["--plot", str(png)]
+    except ImportError:
+        png = None
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    with open(js, encoding="utf-8") as f:
+        return json.load(f), png, proc.stdout
+
+
+def test_quick_report_schema(quick_run):
+    report, _, _ = quick_run
+    assert bench_report.validate_report(report) is report
+    assert report["schema"] == "fastdl-bench/1"
+    assert report["settings"]["quick"] is True
+    assert report["versions"]["numpy"] == np.__version__
+    assert report["machine"]["cpu"]["simd"] in ("AVX-512", "AVX2+FMA", "AVX", "SSE4.2", "baseline")
+    impls = report["settings"]["impls"]
+    assert impls[: len(fastdl.available_backends())] == fastdl.available_backends()
+    has_torch = importlib.util.find_spec("torch") is not None  # no import: torch is slow to import
+    assert ("torch" in impls) == has_torch
+    if not has_torch:
+        assert any(s["impl"] == "torch" for s in report["skipped"])
+    rows = {(r["case"], r["impl"]): r for r in report["results"]}
+    skipped = {s["impl"] for s in report["skipped"]}
+    for case in bench.QUICK_CASES:
+        for impl in impls:
+            if (case.name, impl) not in rows:  # only a case an implementation cannot run may be missing
+                assert impl in skipped, (case.name, impl)
+                continue
+            r = rows[(case.name, impl)]
+            assert r["kind"] == case.kind and r["dtype"] == "float32"
+            assert r["samples"] == 2 and r["threads"] == fastdl.get_num_threads()
+            assert (r["flops"] is None) == (case.flops() is None)
+            if r["flops"]:
+                assert r["gflops"] == pytest.approx(r["flops"] / r["median_s"] / 1e9)
+            if "numpy" in impls and (case.name, "numpy") in rows:
+                assert r["speedup_vs_numpy"] == pytest.approx(rows[(case.name, "numpy")]["median_s"] / r["median_s"])
+            if impl == "numpy":
+                assert r["speedup_vs_numpy"] == 1.0
+            if impl == "torch":
+                assert r["ratio_to_torch"] == 1.0
+
+
+def test_quick_report_printed(quick_run):
+    _, _, stdout = quick_run
+    assert "machine:" in stdout and "SIMD" in stdout and "BLAS" in stdout and "versions:" in stdout
+    for case in bench.QUICK_CASES:
+        assert case.name in stdout
+    assert "| case |" in stdout  # the Markdown summary
+
+
+def test_plot_writes_png(quick_run):
+    pytest.importorskip("matplotlib")
+    _, png, _ = quick_run
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_validate_report_rejects_broken(quick_run):
+    report, _, _ = quick_run
+    for breakage in (
+        lambda r: r.pop("results"),
+        lambda r: r.update(schema="fastdl-bench/0"),
+        lambda r: r["results"][0].pop("median_s"),
+        lambda r: r["results"][0].update(median_s="fast"),
+        lambda r: r["results"][0].update(min_s=r["results"][0]["max_s"] * 2),
+        lambda r: r["machine"]["cpu"].pop("simd"),
+        lambda r: r["settings"].update(quick="yes"),
+    ):
+        bad = copy.deepcopy(report)
+        breakage(bad)
+        with pytest.raises(ValueError, match="fastdl-bench/1"):
+            bench_report.validate_report(bad)
+
+
+def _scaled(report: dict, factor_by_impl: dict[str, float]) -> dict:
+    new = copy.deepcopy(report)
+    for r in new["results"]:
+        f = factor_by_impl.get(r["impl"], 1.0)
+        for k in ("median_s", "min_s", "max_s"):
+            r[k] *= f
+    return new
+
+
+def test_compare_two_jsons(quick_run, tmp_path, capsys):
+    report, _, _ = quick_run
+    new = _scaled(report, {"numpy": 0.5, fastdl.available_backends()[-1]: 2.0})
+    new["results"].pop()  # a row that is gone
+    old_path, new_path = tmp_path / "old.json", tmp_path / "new.json"
+    old_path.write_text(json.dumps(report))
+    new_path.write_text(json.dumps(new))
+    verdicts = {(r["case"], r["impl"]): r["verdict"] for r in bench_report.compare_reports(report, new)}
+    last = report["results"][-1]
+    assert verdicts.pop((last["case"], last["impl"])) == "gone"
+    for (case, impl), v in verdicts.items():
+        want = {"numpy": "faster", fastdl.available_backends()[-1]: "slower"}.get(impl, "same")
+        assert v == want, (case, impl)
+    assert main(["bench", "--input", str(new_path), "--compare", str(old_path)]) == 0
+    out = capsys.readouterr().out
+    assert "faster" in out and "slower" in out and "gone" in out
+
+
+def test_input_rejects_non_report(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text('{"schema": "something else"}')
+    with pytest.raises(SystemExit, match="x.json"):
+        main(["bench", "--input", str(p)])
+    with pytest.raises(SystemExit, match="missing.json"):
+        main(["bench", "--input", str(p.with_name("missing.json"))])
+
+
+@pytest.mark.parametrize("argv", [["--threads", "0"], ["--threads", "a"], ["--repeats", "0"],
+                                  ["--min-time", "-1"], ["--min-time", "nan"]])
+def test_bad_numbers(argv):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *argv])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backends", "nosuch"], "unknown backend"),
+    (["--dtype", "float16"], "--dtype"),
+    (["--cases", "no-such-case"], "no case matches"),
+])
+def test_bad_options(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["bench", *argv])
+
+
+def _row(case, impl, threads, median, **kw):
+    c = bench.Case(*case.split(" "))
+    row = {"case": case, "kind": c.kind, "shape": c.shape(), "dtype": "float32", "threads": threads,
+           "impl": impl, "median_s": median, "min_s": median, "max_s": median, "samples": 1, "inner": 1,
+           "flops": c.flops(), "gflops": None, "peak_fraction": None, "speedup_vs_numpy": None,
+           "ratio_to_torch": None, "fallbacks": []}
+    row.update(kw)
+    return row
+
+
+def test_check_targets():
+    rows = [
+        _row("pool_fwd deep.pool1", "numba", 1, 1.0, speedup_vs_numpy=25.0),
+        _row("pool_bwd deep.pool1", "numba", 1, 1.0, speedup_vs_numpy=4.0),
+        _row("train_step simple_convnet", "numba", 1, 2.0, speedup_vs_numpy=3.5),
+        _row("train_step simple_convnet", "numba", 2, 1.5, speedup_vs_numpy=3.5),
+        _row("train_step simple_convnet", "cpp", 2, 1.0, ratio_to_torch=0.9),
+        _row("train_step deep_convnet", "cpp", 1, 1.0, ratio_to_torch=1.2),
+        _row("conv_fwd deep.conv2", "cpp", 1, 1.0, peak_fraction=0.5),
+        _row("conv_fwd simple.conv1", "cpp", 1, 1.0, peak_fraction=0.5),  # not a DeepConvNet layer
+        _row("pool_fwd deep.pool1", "numba", 1, 1.0, speedup_vs_numpy=1.0, dtype="float64"),  # float32 only
+    ]
+    got = {(t["case"], t["impl"], t["threads"], t["goal"]): t["ok"] for t in bench_report.check_targets(rows)}
+    assert got == {
+        ("pool_fwd deep.pool1", "numba", 1, ">= 20x"): True,
+        ("pool_bwd deep.pool1", "numba", 1, ">= 5x"): False,
+        ("train_step simple_convnet", "numba", 1, ">= 3x"): True,
+        ("train_step simple_convnet", "numba", 2, "> 1x"): True,
+        ("train_step simple_convnet", "cpp", 2, "< 1x"): True,
+        ("train_step deep_convnet", "cpp", 1, "<= 1.3x (floor)"): True,
+        ("train_step deep_convnet", "cpp", 1, "< 1x (goal)"): False,
+        ("conv_fwd deep.conv2", "cpp", 1, ">= 60%"): False,
+    }
+
+
+def test_conv_flops_count_only_real_taps():
+    simple = bench.Case("conv_fwd", "simple.conv1")  # no padding: every tap is real
+    assert simple.flops() == 2 * 100 * 30 * 1 * (24 * 24) * (5 * 5)
+    deep1 = bench.Case("conv_fwd", "deep.conv1")     # 3x3 pad 1 on 28: 28*3 - 2 real taps per axis
+    assert deep1.flops() == 2 * 100 * 16 * 1 * 82 * 82
+    deep4 = bench.Case("conv_fwd", "deep.conv4")     # 3x3 pad 2 on 14: 16 outputs, 14*3 real taps per axis
+    assert deep4.flops() == 2 * 100 * 32 * 32 * 42 * 42
+    assert bench.Case("conv_bwd", "deep.conv1").flops() == deep1.flops()        # no dx for the input layer
+    assert bench.Case("conv_bwd", "deep.conv2").flops() == 2 * bench.Case("conv_fwd", "deep.conv2").flops()
+    assert bench.Case("pool_fwd", "deep.pool1").flops() is None
+
+
+def test_cases_cover_the_book_shapes():
+    names = {c.name for c in bench.CASES}
+    for layer in ["simple.conv1"] + [f"deep.conv{i}" for i in range(1, 7)]:
+        assert f"conv_fwd {layer}" in names and f"conv_bwd {layer}" in names
+    assert {bench.Case("pool_fwd", p).shape() for p, _ in bench.POOL_LAYERS} == {
+        "x(100,30,24,24) 2x2/2", "x(100,16,28,28) 2x2/2", "x(100,32,16,16) 2x2/2", "x(100,64,8,8) 2x2/2"}
+    assert {"softmax_ce 100x10", "softmax_ce 4096x1000", "train_step simple_convnet",
+            "train_step deep_convnet"} <= names
+    assert any(c.kind == "im2col" for c in bench.CASES) and any(c.kind == "col2im" for c in bench.CASES)
+
+
+def test_prepare_runs_every_available_backend():
+    case = bench.Case("pool_bwd", "deep.pool3")
+    for impl in fastdl.available_backends():
+        fn = bench.prepare(case, impl, "float64", warmup=0)
+        with bench.impl_context(impl):
+            dx = fn()
+        assert dx.shape == (100, 64, 8, 8) and dx.dtype == np.float64
+
+
+def test_simd_level_and_peak(monkeypatch):
+    assert machine.simd_level({"avx512f", "avx2", "fma"}) == "AVX-512"
+    assert machine.simd_level({"avx2", "fma", "avx"}) == "AVX2+FMA"
+    assert machine.simd_level({"avx"}) == "AVX"
+    assert machine.simd_level(set()) == "baseline"
+    monkeypatch.delenv("FASTDL_PEAK_GFLOPS", raising=False)
+    assert machine.peak_gflops({"simd": "AVX-512", "mhz": 2000.0})[0] == machine.AVX512_FP32_PEAK_PER_CORE
+    assert machine.peak_gflops({"simd": "AVX2+FMA", "mhz": 3000.0})[0] == pytest.approx(96.0)
+    assert machine.peak_gflops({"simd": "AVX2+FMA", "mhz": None}) == (None, "unknown")
+    assert machine.peak_gflops({"simd": "AVX-512", "mhz": None}, override=50.0)[0] == 50.0
+    monkeypatch.setenv("FASTDL_PEAK_GFLOPS", "80")
+    assert machine.peak_gflops({"simd": "AVX-512", "mhz": None}) == (80.0, "FASTDL_PEAK_GFLOPS")
+
+
+def test_cold_start_numpy():
+    rows = bench.cold_start(["numpy"], threads=1)
+    assert [r["cache"] for r in rows] == ["empty", "warm"]
+    for r in rows:
+        assert r["backend"] == "numpy" and r["threads"] == 1
+        assert r["wall_s"] > r["import_s"] > 0 and r["setup_s"] > 0
+        assert r["first_step_s"] > 0 and r["second_step_s"] > 0
