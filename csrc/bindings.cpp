@@ -10,6 +10,7 @@
 
 #include <array>
 #include <string>
+#include <type_traits>
 
 #include "common.h"
 #include "conv.h"

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -92,20 +93,29 @@ std::vector<std::pair<int64_t, int>> make_groups(int64_t N, int mmax, int nt) {
   return g;
 }
 
-// Runs f(group index, thread index) for every group, thread t taking groups t, t + nt, ...
+// Runs f(item, thread index) for every item in [0, n) on nt threads.  Static: thread t takes
+// items t, t + nt, ... (a fixed assignment, for per-thread partial sums that must not depend
+// on timing).  Dynamic: threads take the next free item (results that are written once per
+// item; keeps both cores busy when one of them is shared with another process).
 template <class F>
-void for_groups(int64_t ng, int nt, F&& f) {
+void for_items(int64_t n, int nt, bool dynamic, F&& f) {
 #ifdef FASTDL_HAVE_OPENMP
-  if (nt > 1 && !omp_in_parallel()) {
+  if (nt > 1 && n > 1 && !omp_in_parallel()) {
+    if (dynamic) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+      for (int64_t i = 0; i < n; ++i) f(i, omp_get_thread_num());
+    } else {
 #pragma omp parallel num_threads(nt)
-    {
-      const int t = omp_get_thread_num(), k = omp_get_num_threads();
-      for (int64_t g = t; g < ng; g += k) f(g, t);
+      {
+        const int t = omp_get_thread_num(), k = omp_get_num_threads();
+        for (int64_t i = t; i < n; i += k) f(i, t);
+      }
     }
     return;
   }
 #endif
-  for (int64_t g = 0; g < ng; ++g) f(g, 0);
+  (void)dynamic;
+  for (int64_t i = 0; i < n; ++i) f(i, 0);
 }
 
 // Output vectors per tile: the fewest tiles of at most vmax vectors, evenly sized.
@@ -121,9 +131,9 @@ void run_tiles(const Kernels<T>& K, const TileJob<T>& job, int64_t N) {
   if (groups.empty()) return;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), groups.size()));
   const int64_t per = conv::tile_scratch(job, mmax, K.lanes);
-  std::vector<T> scratch(static_cast<size_t>(per * nt));
-  for_groups(static_cast<int64_t>(groups.size()), nt, [&](int64_t g, int t) {
-    K.tile_group(job, groups[g].first, groups[g].second, scratch.data() + per * t);
+  std::unique_ptr<T[]> scratch(new T[static_cast<size_t>(per * nt)]);  // every kernel writes before reading
+  for_items(static_cast<int64_t>(groups.size()), nt, true, [&](int64_t g, int t) {
+    K.tile_group(job, groups[g].first, groups[g].second, scratch.get() + per * t);
   });
 }
 
@@ -164,20 +174,16 @@ void flat_geometry(FlatJob<T>& j, std::vector<int64_t>& off, int lanes) {
   j.off = off.data();
 }
 
-// Runs f(n0, n1, thread) on contiguous sample ranges, one per thread.
-template <class F>
-void for_samples(int64_t N, int nt, F&& f) {
-  nt = static_cast<int>(std::min<int64_t>(nt, N));
-  for_groups(nt, nt, [&](int64_t t, int tid) { f(N * t / nt, N * (t + 1) / nt, tid); });
-}
-
 template <class T>
 void run_flat(const Kernels<T>& K, const FlatJob<T>& job, int64_t N) {
   if (N == 0) return;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), N));
   const int64_t per = conv::flat_scratch(job, K.lanes);
-  std::vector<T> scratch(static_cast<size_t>(per * nt));
-  for_samples(N, nt, [&](int64_t n0, int64_t n1, int t) { K.flat_conv(job, n0, n1, scratch.data() + per * t); });
+  std::unique_ptr<T[]> scratch(new T[static_cast<size_t>(per * nt)]);  // every kernel writes before reading
+  // Two samples per item: fine-grained enough to balance, coarse enough to amortise.
+  for_items((N + 1) / 2, nt, true, [&](int64_t i, int t) {
+    K.flat_conv(job, 2 * i, std::min<int64_t>(N, 2 * i + 2), scratch.get() + per * t);
+  });
 }
 
 struct Geometry {
@@ -293,14 +299,17 @@ void backward_weights(const Geometry& g, const T* x, const T* dy, T* dw, T* db) 
     FlatJob<T> xg{x, g.C * g.H * g.W, g.C, g.H, g.W, g.pad, g.pad, g.kh, g.kw, g.OH, g.OW,
                   0, 0, 0, 0, nullptr, nullptr, 0, nullptr, 0, nullptr};
     flat_geometry(xg, off, K.lanes);
-    FlatDwJob<T> job{xg, dy, g.FN};
+    const int64_t ldy = ceil_div(std::max(xg.nvec * K.lanes, g.OH * xg.Wp), K.lanes) * K.lanes;
+    FlatDwJob<T> job{xg, dy, g.FN, ldy};
     const int nt = static_cast<int>(std::min<int64_t>(num_threads(), g.N));
     const int64_t per = conv::flat_dw_scratch(job, K.lanes), part = g.FN * rows * K.lanes;
-    std::vector<T> scratch(static_cast<size_t>(per * nt));
+    std::unique_ptr<T[]> scratch(new T[static_cast<size_t>(per * nt)]);  // every kernel writes before reading
     std::vector<T> dwv(static_cast<size_t>(part * nt), T(0));
     std::vector<double> dbt(static_cast<size_t>(g.FN * nt), 0.0);
-    for_samples(g.N, nt, [&](int64_t n0, int64_t n1, int t) {
-      K.flat_dw(job, n0, n1, scratch.data() + per * t, dwv.data() + part * t, dbt.data() + g.FN * t);
+    // A fixed sample range per thread: the partial sums do not depend on timing.
+    for_items(nt, nt, false, [&](int64_t i, int t) {
+      const int64_t n0 = g.N * i / nt, n1 = g.N * (i + 1) / nt;
+      K.flat_dw(job, n0, n1, scratch.get() + per * t, dwv.data() + part * t, dbt.data() + g.FN * t);
     });
     for (int64_t f = 0; f < g.FN; ++f) {
       double sb = 0;
@@ -323,11 +332,11 @@ void backward_weights(const Geometry& g, const T* x, const T* dy, T* dw, T* db) 
   auto groups = make_groups(g.N, m, num_threads());
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), groups.size()));
   const int64_t per = conv::dw_scratch(job, m), part = rows * np;
-  std::vector<T> scratch(static_cast<size_t>(per * nt));
+  std::unique_ptr<T[]> scratch(new T[static_cast<size_t>(per * nt)]);  // every kernel writes before reading
   std::vector<T> dwt(static_cast<size_t>(part * nt), T(0));
   std::vector<double> dbt(static_cast<size_t>(g.FN * nt), 0.0);
-  for_groups(static_cast<int64_t>(groups.size()), nt, [&](int64_t gi, int t) {
-    K.dw_group(job, groups[gi].first, groups[gi].second, scratch.data() + per * t,
+  for_items(static_cast<int64_t>(groups.size()), nt, false, [&](int64_t gi, int t) {
+    K.dw_group(job, groups[gi].first, groups[gi].second, scratch.get() + per * t,
                dwt.data() + part * t, dbt.data() + g.FN * t);
   });
   for (int64_t f = 0; f < g.FN; ++f) {

@@ -3,9 +3,11 @@
 // every instantiation is a distinct symbol compiled for its ISA only.
 //
 // The including file defines, before including this header, vector traits VF (float) and
-// VD (double) with: T, R (register type), W (lanes), VMAX (most vectors per tile),
-// mmax(v) (tallest tile for v vectors), zero(), load(p), store(p, r), set1(t),
-// fma(a, b, c) = a*b + c, add(a, b).  See conv_kernels.h for the data layouts.
+// VD (double) with: T, R (register type), W (lanes), VMAX (most vectors per channel-lane
+// tile), mmax(v) (tallest tile for v vectors), FLAT_F x FLAT_V (flat tile: channels x
+// vectors), DW_F x DW_T (flat weight-gradient tile: channels x taps), zero(), load(p),
+// store(p, r), load_n(p, n) / store_n(p, r, n) (first n lanes), set1(t), fma(a, b, c) =
+// a*b + c, add(a, b), transpose(r[W]).  See conv_kernels.h for the data layouts.
 
 // ------------------------------------------------------------------ packing helpers
 
@@ -79,6 +81,14 @@ void pack_channel_inner(const typename VT::T* src, int64_t S, int m, int64_t cin
 }
 
 // ------------------------------------------------------------------ gather convolution
+
+// Block size: the fewest blocks of at most bmax, evenly sized.
+inline int64_t even_block(int64_t n, int64_t bmax) {
+  if (n <= 0) return bmax;
+  const int64_t nb = (n + bmax - 1) / bmax;
+  return (n + nb - 1) / nb;
+}
+
 
 template <class T>
 using TileFn = void (*)(const TileJob<T>&, const T*, int, int64_t, int64_t, T*);
@@ -303,9 +313,8 @@ void dw_group(const DwJob<typename VT::T>& job, int64_t n0, int m, typename VT::
   const int nv = static_cast<int>(np / VT::W);
   for (int v0 = 0; v0 < nv; v0 += job.vchunk) {
     const int vc = nv - v0 < job.vchunk ? nv - v0 : job.vchunk;
-    int bmax = 1;
-    for (int v = 1; v <= VT::VMAX; ++v)
-      if (v == vc) bmax = VT::mmax(v);
+    // Even blocks of channels: 16 with at most 12 per tile -> 8 + 8, not 12 + 4.
+    const int64_t cb = even_block(C, VT::mmax(vc));
     for (int64_t ky = 0; ky < job.kh; ++ky) {
       int64_t oy0, oy1;
       valid_range(job.H, job.OH, job.stride, job.pad, ky, &oy0, &oy1);
@@ -314,14 +323,10 @@ void dw_group(const DwJob<typename VT::T>& job, int64_t n0, int m, typename VT::
         int64_t ox0, ox1;
         valid_range(job.W, job.OW, job.stride, job.pad, kx, &ox0, &ox1);
         if (ox0 >= ox1) continue;
-        for (int64_t c0 = 0; c0 < C;) {
-          const int64_t left = C - c0;
-          // Even blocks: 16 channels with bmax 12 -> 8 + 8, not 12 + 4.
-          const int64_t nb = (left + bmax - 1) / bmax;
-          const int b = static_cast<int>((left + nb - 1) / nb);
+        for (int64_t c0 = 0; c0 < C; c0 += cb) {
+          const int b = static_cast<int>(C - c0 < cb ? C - c0 : cb);
           pick_dw_v<VT, 1>(vc, b)(job, X, D, m, ky, kx, c0, v0, oy0, oy1, ox0, ox1,
                                   dwt + ((ky * job.kw + kx) * C + c0) * np + v0 * VT::W);
-          c0 += b;
         }
       }
     }
@@ -330,21 +335,40 @@ void dw_group(const DwJob<typename VT::T>& job, int64_t n0, int m, typename VT::
 
 // ------------------------------------------------------------------ flat (pixel-lane) path
 
+// d[0..n) = s[0..n) + b with whole and masked vectors.
+template <class VT>
+inline void copy_add(const typename VT::T* s, int64_t n, typename VT::T b, typename VT::T* d) {
+  constexpr int W = VT::W;
+  const typename VT::R bv = VT::set1(b);
+  int64_t k = 0;
+  for (; k + W <= n; k += W) VT::store(d + k, VT::add(VT::load(s + k), bv));
+  if (k < n) {
+    const int r = static_cast<int>(n - k);
+    VT::store_n(d + k, VT::add(VT::load_n(s + k, r), bv), r);
+  }
+}
+
 // xp[c * lp + yy * Wp + xx] = src[(c * H + yy - ph) * W + xx - pw], zero outside src.
-template <class T>
-void pad_planes(const T* src, int64_t cin, int64_t H, int64_t W, int64_t ph, int64_t pw,
-                int64_t Hp, int64_t Wp, int64_t lp, T* xp) {
+template <class VT>
+void pad_planes(const typename VT::T* src, int64_t cin, int64_t H, int64_t W, int64_t ph,
+                int64_t pw, int64_t Hp, int64_t Wp, int64_t lp, typename VT::T* xp) {
+  using T = typename VT::T;
   const int64_t x0 = pw > 0 ? pw : 0, x1 = W + pw < Wp ? W + pw : Wp;
+  const int64_t xa = x1 > x0 ? x0 : Wp, xb = x1 > x0 ? x1 : Wp;  // copied columns [xa, xb)
   for (int64_t c = 0; c < cin; ++c) {
     T* d = xp + c * lp;
-    for (int64_t k = 0; k < lp; ++k) d[k] = T(0);
     for (int64_t yy = 0; yy < Hp; ++yy) {
-      const int64_t sy = yy - ph;
-      if (sy < 0 || sy >= H) continue;
-      const T* sr = src + (c * H + sy) * W - pw;
       T* dr = d + yy * Wp;
-      for (int64_t xx = x0; xx < x1; ++xx) dr[xx] = sr[xx];
+      const int64_t sy = yy - ph;
+      if (sy < 0 || sy >= H || xa == Wp) {
+        for (int64_t k = 0; k < Wp; ++k) dr[k] = T(0);
+        continue;
+      }
+      for (int64_t k = 0; k < xa; ++k) dr[k] = T(0);
+      copy_add<VT>(src + (c * H + sy) * W - pw + xa, xb - xa, T(0), dr + xa);
+      for (int64_t k = xb; k < Wp; ++k) dr[k] = T(0);
     }
+    for (int64_t k = Hp * Wp; k < lp; ++k) d[k] = T(0);
   }
 }
 
@@ -407,12 +431,6 @@ FlatFn<typename VT::T> pick_flat(int v, int f) {
   }
 }
 
-// Block size: the fewest blocks of at most bmax, evenly sized.
-inline int64_t even_block(int64_t n, int64_t bmax) {
-  const int64_t nb = (n + bmax - 1) / bmax;
-  return (n + nb - 1) / nb;
-}
-
 template <class VT>
 void flat_conv(const FlatJob<typename VT::T>& job, int64_t n0, int64_t n1, typename VT::T* scratch) {
   using T = typename VT::T;
@@ -421,7 +439,7 @@ void flat_conv(const FlatJob<typename VT::T>& job, int64_t n0, int64_t n1, typen
   T* obuf = xp + job.cin * job.lp;
   const int64_t ld = job.nvec * W, fb = even_block(job.nout, VT::FLAT_F);
   for (int64_t n = n0; n < n1; ++n) {
-    pad_planes(job.src + n * job.src_stride, job.cin, job.H, job.W, job.ph, job.pw, job.Hp, job.Wp,
+    pad_planes<VT>(job.src + n * job.src_stride, job.cin, job.H, job.W, job.ph, job.pw, job.Hp, job.Wp,
                job.lp, xp);
     for (int64_t v0 = 0; v0 < job.nvec; v0 += VT::FLAT_V) {
       const int vc = static_cast<int>(job.nvec - v0 < VT::FLAT_V ? job.nvec - v0 : VT::FLAT_V);
@@ -432,10 +450,12 @@ void flat_conv(const FlatJob<typename VT::T>& job, int64_t n0, int64_t n1, typen
     }
     for (int64_t o = 0; o < job.nout; ++o) {
       const T b = job.bias ? job.bias[o] : T(0);
-      for (int64_t oy = 0; oy < job.OH; ++oy) {
-        T* d = job.dst + n * job.dst_stride + (o * job.OH + oy) * job.OW;
-        const T* sr = obuf + o * ld + oy * job.Wp;
-        for (int64_t ox = 0; ox < job.OW; ++ox) d[ox] = sr[ox] + b;
+      T* d = job.dst + n * job.dst_stride + o * job.OH * job.OW;
+      const T* sr = obuf + o * ld;
+      if (job.Wp == job.OW) {
+        copy_add<VT>(sr, job.OH * job.OW, b, d);
+      } else {
+        for (int64_t oy = 0; oy < job.OH; ++oy) copy_add<VT>(sr + oy * job.Wp, job.OW, b, d + oy * job.OW);
       }
     }
   }
@@ -456,7 +476,7 @@ void flat_dw_tile(const FlatDwJob<typename VT::T>& job, const typename VT::T* xp
   for (int j = 0; j < F; ++j)
 #pragma GCC unroll 8
     for (int t = 0; t < TT; ++t) acc[j][t] = VT::zero();
-  const int64_t nvec = job.x.nvec, ld = nvec * W;
+  const int64_t nvec = job.x.nvec, ld = job.ldy;
   const T* d = dyf + f0 * ld;
   int64_t off[TT];
 #pragma GCC unroll 8
@@ -511,20 +531,20 @@ void flat_dw(const FlatDwJob<typename VT::T>& job, int64_t n0, int64_t n1, typen
   const FlatJob<T>& g = job.x;
   T* xp = scratch;
   T* dyf = xp + g.cin * g.lp;
-  const int64_t ld = g.nvec * W, K = g.cin * g.kh * g.kw, P = g.OH * g.OW;
+  const int64_t ld = job.ldy, K = g.cin * g.kh * g.kw, P = g.OH * g.OW;
   const int64_t fb = even_block(job.FN, VT::DW_F), tb = even_block(K, VT::DW_T);
   for (int64_t n = n0; n < n1; ++n) {
-    pad_planes(g.src + n * g.src_stride, g.cin, g.H, g.W, g.ph, g.pw, g.Hp, g.Wp, g.lp, xp);
+    pad_planes<VT>(g.src + n * g.src_stride, g.cin, g.H, g.W, g.ph, g.pw, g.Hp, g.Wp, g.lp, xp);
+    // dyf: dy rows at stride Wp, zeros in the dropped columns and the tail; db += row sums.
+    pad_planes<VT>(job.dy + n * job.FN * P, job.FN, g.OH, g.OW, 0, 0, g.OH, g.Wp, ld, dyf);
     for (int64_t f = 0; f < job.FN; ++f) {
-      T* d = dyf + f * ld;
-      for (int64_t k = 0; k < ld; ++k) d[k] = T(0);
-      const T* s = job.dy + (n * job.FN + f) * P;
+      const T* d = dyf + f * ld;
+      typename VT::R acc = VT::zero();
+      for (int64_t k = 0; k < ld; k += W) acc = VT::add(acc, VT::load(d + k));
+      T lane[W];
+      VT::store(lane, acc);
       double sum = 0;
-      for (int64_t oy = 0; oy < g.OH; ++oy)
-        for (int64_t ox = 0; ox < g.OW; ++ox) {
-          d[oy * g.Wp + ox] = s[oy * g.OW + ox];
-          sum += static_cast<double>(s[oy * g.OW + ox]);
-        }
+      for (int l = 0; l < W; ++l) sum += static_cast<double>(lane[l]);
       db[f] += sum;
     }
     for (int64_t f0 = 0; f0 < job.FN; f0 += fb) {

@@ -81,6 +81,7 @@ struct FlatDwJob {
   FlatJob<T> x;            // the forward's input geometry (wt, dst, bias unused)
   const T* dy;             // (N, FN, OH, OW)
   int64_t FN;
+  int64_t ldy;             // elements per flat dy plane: whole vectors >= max(nvec, OH*Wp)
 };
 
 template <class T>
@@ -107,7 +108,7 @@ inline int64_t flat_scratch(const FlatJob<T>& j, int64_t lanes) {
 
 template <class T>
 inline int64_t flat_dw_scratch(const FlatDwJob<T>& j, int64_t lanes) {
-  return j.x.cin * j.x.lp + j.FN * j.x.nvec * lanes;
+  return j.x.cin * j.x.lp + j.FN * j.ldy;
 }
 
 // Output pixels buffered per tile_group step: about 32 KiB of results, whole vectors.

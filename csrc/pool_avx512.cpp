@@ -111,8 +111,58 @@ void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int6
   }
 }
 
+namespace {
+
+// OW <= 8: two output rows per step (row oy in lanes 0-7, row oy+1 in lanes 8-15).
+bool backward_narrow(const float* dy, const int64_t* am, float* dx, int64_t H, int64_t W) {
+  const int64_t OH = H / 2, OW = W / 2;
+  const int w = static_cast<int>(W);
+  const __m512i cell = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 2 * w, 2 * w + 2, 2 * w + 4, 2 * w + 6,
+                                         2 * w + 8, 2 * w + 10, 2 * w + 12, 2 * w + 14);
+  const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i o0 = _mm512_setzero_si512(), o1 = _mm512_set1_epi32(1), oW = _mm512_set1_epi32(w),
+                oW1 = _mm512_set1_epi32(w + 1);
+  const __mmask16 row = static_cast<__mmask16>(low_bits(OW));
+  const __mmask16 cells = static_cast<__mmask16>(low_bits(2 * OW));
+  for (int64_t oy = 0; oy < OH; oy += 2) {
+    const bool two = oy + 1 < OH;
+    const int64_t n = two ? 2 * OW : OW;                       // windows in this step
+    const __mmask16 lanes = two ? static_cast<__mmask16>(row | (row << 8)) : row;
+    const uint32_t mn = low_bits(n);
+    const __m512 v = _mm512_maskz_expand_ps(lanes, _mm512_maskz_loadu_ps(static_cast<__mmask16>(mn), dy + oy * OW));
+    const __m512i a_lo = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(mn), am + oy * OW);
+    const __m512i a_hi = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(mn >> 8), am + oy * OW + 8);
+    // Saturated to int32: an out-of-range index never matches a cell.
+    const __m512i a = _mm512_maskz_expand_epi32(
+        lanes, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtsepi64_epi32(a_lo)), _mm512_cvtsepi64_epi32(a_hi), 1));
+    const __m512i off = _mm512_sub_epi32(a, _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(2 * oy * W)), cell));
+    const __mmask16 k0 = _mm512_mask_cmpeq_epi32_mask(lanes, off, o0);
+    const __mmask16 k1 = _mm512_mask_cmpeq_epi32_mask(lanes, off, o1);
+    const __mmask16 k2 = _mm512_mask_cmpeq_epi32_mask(lanes, off, oW);
+    const __mmask16 k3 = _mm512_mask_cmpeq_epi32_mask(lanes, off, oW1);
+    if (static_cast<__mmask16>(k0 | k1 | k2 | k3) != lanes) return false;
+    const __m512 v0 = _mm512_maskz_mov_ps(k0, v), v1 = _mm512_maskz_mov_ps(k1, v);
+    const __m512 v2 = _mm512_maskz_mov_ps(k2, v), v3 = _mm512_maskz_mov_ps(k3, v);
+    float* d = dx + 2 * oy * W;
+    _mm512_mask_storeu_ps(d, cells, _mm512_permutex2var_ps(v0, ilo, v1));
+    _mm512_mask_storeu_ps(d + W, cells, _mm512_permutex2var_ps(v2, ilo, v3));
+    if (two) {
+      _mm512_mask_storeu_ps(d + 2 * W, cells, _mm512_permutex2var_ps(v0, ihi, v1));
+      _mm512_mask_storeu_ps(d + 3 * W, cells, _mm512_permutex2var_ps(v2, ihi, v3));
+    }
+  }
+  if (W & 1)  // odd W: the last column is in no window
+    for (int64_t iy = 0; iy < 2 * OH; ++iy) dx[iy * W + W - 1] = 0.0f;
+  for (int64_t i = 2 * OH * W; i < H * W; ++i) dx[i] = 0.0f;  // odd H: last row
+  return true;
+}
+
+}  // namespace
+
 bool maxpool2x2_backward_f32_avx512(const float* dy, const int64_t* am, float* dx, int64_t H, int64_t W) {
   const int64_t OH = H / 2, OW = W / 2;
+  if (OW <= 8) return backward_narrow(dy, am, dx, H, W);
   const __m512i lane2_lo = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
   const __m512i lane2_hi = _mm512_setr_epi64(16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);

@@ -506,6 +506,13 @@ print(json.dumps({"import_s": t1 - t0, "setup_s": t2 - t1, "first_step_s": t3 - 
 """
 
 
+def _same_fastdl_path() -> str:
+    """PYTHONPATH for a child process that must import this very fastdl (not one found from its cwd)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rest = os.environ.get("PYTHONPATH")
+    return here + (os.pathsep + rest if rest else "")
+
+
 def cold_start(backends: Sequence[str], threads: int) -> list[dict]:
     """Time a fresh process's first SimpleConvNet training step (float32, batch 100), per backend.
 
@@ -520,11 +527,11 @@ def cold_start(backends: Sequence[str], threads: int) -> list[dict]:
     rows = []
     for name in backends:
         with tempfile.TemporaryDirectory(prefix="fastdl-numba-cache-") as cache:
-            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=_same_fastdl_path())
             env.pop("FASTDL_BACKEND", None)
             for state in ("empty", "warm"):
                 t0 = time.perf_counter()
-                proc = subprocess.run([sys.executable, "-c", _COLD_SCRIPT, name, str(threads)],
+                proc = subprocess.run([sys.executable, "-c", _COLD_SCRIPT, name, str(threads)], cwd=cache,
                                       env=env, capture_output=True, text=True, check=False)
                 wall = time.perf_counter() - t0
                 if proc.returncode != 0:

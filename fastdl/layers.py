@@ -35,20 +35,20 @@ __all__ = [
 
 
 class Relu:
-    """``max(0, x)``; the gradient is 0 where ``x <= 0``."""
+    """``max(0, x)``; the gradient is ``dout`` where ``x > 0`` and 0 elsewhere."""
 
     def __init__(self) -> None:
-        self.mask: Optional[np.ndarray] = None
+        self.active: Optional[np.ndarray] = None  # x > 0 (the book keeps the opposite, x <= 0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x (any shape) -> same shape and dtype."""
+        """x (any shape) -> same shape and dtype (NaN propagates)."""
         x = np.asarray(x)
-        self.mask = x <= 0
-        return np.where(self.mask, 0, x)
+        self.active = x > 0
+        return np.maximum(x, 0)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout (forward's output shape) -> dx; ``dout`` is left untouched."""
-        return np.where(self.mask, 0, dout)
+        """dout (forward's output shape) -> dx = dout * (x > 0), a new array."""
+        return dout * self.active
 
 
 class Sigmoid:

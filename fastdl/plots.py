@@ -43,7 +43,9 @@ def learning_curve(history: Sequence[Mapping[str, Any]], path: PathLike,
         pts = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
         if pts:
             ax_loss.plot(*zip(*pts), marker="o", label=key.replace("_", " "))
-    acc_keys = sorted({k for r in history for k in r if k.endswith("_acc")})
+    found = {k for r in history for k in r if k.endswith("_acc")}
+    acc_keys = [k for k in ("train_acc", "val_acc", "test_acc") if k in found]
+    acc_keys += sorted(found - set(acc_keys))
     for key in acc_keys:
         pts = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
         if pts:

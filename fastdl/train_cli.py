@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -26,12 +25,12 @@ CHECKPOINT = "checkpoint.ckpt"
 MODEL_NAMES = ("two_layer", "multi_layer", "simple_convnet", "deep_convnet")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
-# Options that define a run; on --resume they come from the checkpoint and may only be
-# repeated with the same value.  (name, default)
+# Options that define a run, with their defaults; on --resume they come from the
+# checkpoint and may only be repeated with the same value.
 _RUN_OPTIONS: dict[str, Any] = {
     "model": "simple_convnet", "dataset": "fashion-mnist", "data_dir": None,
-    "batch_size": 100, "optimizer": "adam", "lr": 0.001, "weight_decay": 0.0,
-    "dropout": 0.0, "batchnorm": False, "seed": 0, "val_split": 0.0, "train_size": None,
+    "batch_size": 100, "optimizer": "adam", "lr": 0.001, "lr_decay": 1.0, "weight_decay": 0.0,
+    "dropout": None, "batchnorm": False, "seed": 0, "val_split": 0.0, "train_size": None,
     "test_size": None, "hidden": None, "dtype": "float32", "weight_init": "he",
 }
 
@@ -122,12 +121,13 @@ def build(opts: dict[str, Any], input_shape: tuple[int, ...], n_classes: int):
     hidden = opts["hidden"]
     if name in ("simple_convnet", "deep_convnet") and len(input_shape) != 3:
         raise UsageError(f"--model {name} needs image data, not {opts['dataset']}")
-    if opts["dropout"] and name not in ("multi_layer",):
-        raise UsageError("--dropout applies to --model multi_layer (deep_convnet has the "
-                         "book's fixed dropout 0.5)")
+    if opts["dropout"] is not None and name not in ("multi_layer", "deep_convnet"):
+        raise UsageError("--dropout applies to --model multi_layer and deep_convnet")
+    if hidden and len(hidden) > 1 and name != "multi_layer":
+        raise UsageError(f"--model {name} has one hidden layer size, got --hidden {hidden}")
     if opts["batchnorm"] and name != "multi_layer":
         raise UsageError("--batchnorm applies to --model multi_layer")
-    if not 0 <= opts["dropout"] < 1:
+    if opts["dropout"] is not None and not 0 <= opts["dropout"] < 1:
         raise UsageError(f"--dropout must be in [0, 1), got {opts['dropout']}")
     if opts["weight_decay"] < 0:
         raise UsageError(f"--weight-decay must be >= 0, got {opts['weight_decay']}")
@@ -158,7 +158,8 @@ def build(opts: dict[str, Any], input_shape: tuple[int, ...], n_classes: int):
                               output_size=n_classes, weight_init_std=init, dtype=dtype, seed=seed)
     elif name == "deep_convnet":
         model = DeepConvNet(input_dim=input_shape, hidden_size=hidden[0] if hidden else 50,
-                            output_size=n_classes, dtype=dtype, seed=seed)
+                            output_size=n_classes, dtype=dtype, seed=seed,
+                            dropout_ratio=0.5 if opts["dropout"] is None else opts["dropout"])
     else:
         raise UsageError(f"unknown --model {name!r}; expected one of {MODEL_NAMES}")
     if name != "multi_layer":  # the others take weight decay as an attribute
@@ -296,18 +297,15 @@ def fit(model, optimizer, data: Data, state: dict[str, Any], epochs: int, out: P
                 trainer.stop_training = True
             return
         progress.pop().close()
-        record = {"epoch": rec["epoch"], "train_loss": float(np.mean(part["losses"])),
-                  "train_acc": rec["train_acc"]}
+        record = {"epoch": rec["epoch"], "lr": optimizer.lr,
+                  "train_loss": float(np.mean(part["losses"])), "train_acc": rec["train_acc"]}
         if data.x_val is not None:
             record["val_loss"], record["val_acc"], _ = evaluate(model, data.x_val, data.t_val)
         record["test_acc"] = rec["test_acc"]
         record["seconds"] = round(part["seconds"] + time.perf_counter() - clock[0], 3)
         state["history"].append(record)
         state["epoch"], state["step"] = rec["epoch"], 0
-        state["partial"] = {"losses": [], "seconds": 0.0}
-        part.clear()
-        part.update(state["partial"])
-        state["partial"] = part
+        part["losses"], part["seconds"] = [], 0.0
         _save(out, model, optimizer, state)
         print(_summary(record, epochs), flush=True)
 
@@ -319,6 +317,7 @@ def fit(model, optimizer, data: Data, state: dict[str, Any], epochs: int, out: P
                           start_iteration=state["step"])
         while trainer.current_epoch < epochs:
             if not progress:
+                optimizer.lr = opts["lr"] * opts["lr_decay"] ** trainer.current_epoch
                 clock[0] = time.perf_counter()
                 progress.append(_Progress(trainer.current_epoch + 1, epochs,
                                           trainer.iter_per_epoch, state["step"]))
@@ -371,13 +370,20 @@ def _run_options(args: argparse.Namespace, saved: Optional[dict[str, Any]]) -> d
     return dict(saved)
 
 
-def _setup_backend(args: argparse.Namespace) -> None:
+def _setup_backend(args: argparse.Namespace, run_backend: Optional[str] = None,
+                   run_threads: Optional[int] = None) -> None:
+    """Apply --backend/--threads; a resumed run defaults to the backend and threads it used
+    (when that backend is available here)."""
     import fastdl
 
-    if args.backend:
-        fastdl.set_backend(args.backend)
-    if args.threads:
-        fastdl.set_num_threads(args.threads)
+    backend = args.backend
+    if backend is None and run_backend in fastdl.available_backends():
+        backend = run_backend
+    if backend:
+        fastdl.set_backend(backend)
+    threads = args.threads or run_threads
+    if threads:
+        fastdl.set_num_threads(threads)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -385,7 +391,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint, restore
     from .optimizers import get_optimizer
 
-    _setup_backend(args)
     out = Path(args.out)
     ckpt_path = out / CHECKPOINT
     ckpt = None
@@ -398,9 +403,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif ckpt_path.exists():
         raise UsageError(f"{out} already holds a run ({CHECKPOINT}); continue it with --resume "
                          f"or choose another --out")
+    _setup_backend(args, *((ckpt.meta.get("backend"), ckpt.meta.get("threads")) if ckpt
+                           else (None, None)))
     opts = _run_options(args, ckpt.meta["options"] if ckpt else None)
     if opts["batch_size"] < 1:
         raise UsageError(f"--batch-size must be >= 1, got {opts['batch_size']}")
+    if not 0 < opts["lr_decay"] <= 1:
+        raise UsageError(f"--lr-decay must be in (0, 1], got {opts['lr_decay']}")
     if not 0 <= opts["val_split"] < 1:
         raise UsageError(f"--val-split must be in [0, 1), got {opts['val_split']}")
     data = load_data(opts, flatten=_flat_input(opts["model"]))
@@ -587,12 +596,17 @@ def cmd_data(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- parsers
 
 def _guard(func):
-    """Run a command; report usage and file errors as one line, exit status 2."""
+    """Run a command; report usage and file errors as one line, exit status 2
+    (130 for an interrupt that came before training could stop cleanly)."""
     def run(args: argparse.Namespace) -> int:
         from .checkpoint import CheckpointError
 
         try:
             return func(args)
+        except KeyboardInterrupt:
+            print(f"fastdl {args.command}: interrupted (checkpoints on disk are complete: "
+                  f"they are only ever replaced atomically)", file=sys.stderr)
+            return 130
         except (UsageError, CheckpointError, FileNotFoundError, FloatingPointError,
                 ValueError) as exc:
             print(f"fastdl {args.command}: error: {exc}", file=sys.stderr)
@@ -618,8 +632,12 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, help="default 100")
     p.add_argument("--optimizer", choices=OPTIMIZER_NAMES, help="default adam")
     p.add_argument("--lr", type=float, help="learning rate (default 0.001)")
+    p.add_argument("--lr-decay", type=float, help="learning rate multiplier per epoch: epoch e "
+                                                  "uses lr * decay**(e-1) (default 1: constant)")
     p.add_argument("--weight-decay", type=float, help="L2 weight decay lambda (default 0)")
-    p.add_argument("--dropout", type=float, help="dropout ratio for multi_layer (default 0: none)")
+    p.add_argument("--dropout", type=float, help="dropout ratio: multi_layer (default: no "
+                                                 "dropout layers), deep_convnet (default 0.5, "
+                                                 "the book's)")
     p.add_argument("--batchnorm", action="store_const", const=True,
                    help="batch normalisation for multi_layer")
     p.add_argument("--hidden", help="hidden layer sizes, comma-separated (e.g. 100,100)")
@@ -632,7 +650,8 @@ def register(subparsers) -> None:
     p.add_argument("--train-size", type=int, help="use only the first N training images")
     p.add_argument("--test-size", type=int, help="use only the first N test images")
     p.add_argument("--out", default="runs/latest", help="output directory (default runs/latest)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (with "
+                   "its backend and threads unless --backend/--threads are given)")
     _add_backend_options(p)
     p.set_defaults(func=_guard(cmd_train))
 

@@ -39,7 +39,7 @@ class Trainer:
     (``record["event"] == "iteration"``: epoch, iteration, loss, running_acc
     (batch accuracy of the epoch so far, None if unknown)) and every
     epoch (``"epoch"``: epoch, iteration, loss (epoch mean), train_acc,
-    test_acc, seconds).  A callback may set ``trainer.stop_training = True``.
+    test_acc, seconds (wall time of the epoch including its evaluation)).  A callback may set ``trainer.stop_training = True``.
     verbose: a tqdm bar per epoch with the running loss and batch accuracy
     when stderr is a terminal, and one summary line per epoch.
 

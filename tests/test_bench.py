@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -27,7 +28,10 @@ def quick_run(tmp_path_factory):
         cmd += ["--plot", str(png)]
     except ImportError:
         png = None
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    # Run from a scratch folder with this test's fastdl first on the path: the child must not
+    # pick up a source tree from its working directory instead of the installed package.
+    env = dict(os.environ, PYTHONPATH=bench._same_fastdl_path())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, cwd=out, env=env)
     assert proc.returncode == 0, proc.stderr
     with open(js, encoding="utf-8") as f:
         return json.load(f), png, proc.stdout

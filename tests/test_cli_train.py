@@ -84,7 +84,7 @@ def test_spiral_trains_to_high_accuracy(tmp_path):
 
 def test_resume_continues_epoch_count_and_loss_curve(tmp_path):
     opts = ["--model", "two_layer", "--dataset", "spiral", "--hidden", "20", "--lr", "0.05",
-            "--batch-size", "30", "--val-split", "0.2"]
+            "--lr-decay", "0.9", "--batch-size", "30", "--val-split", "0.2"]
     full, part = tmp_path / "full", tmp_path / "part"
     fastdl_cmd("train", *opts, "--epochs", "6", "--out", str(full), cwd=tmp_path)
     fastdl_cmd("train", *opts, "--epochs", "3", "--out", str(part), cwd=tmp_path)
@@ -94,8 +94,9 @@ def test_resume_continues_epoch_count_and_loss_curve(tmp_path):
     a, b = read_history(full), read_history(part)
     assert_consistent(b, 6)
     for ra, rb in zip(a["history"], b["history"]):
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_acc"):
+        for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_acc"):
             assert rb[key] == pytest.approx(ra[key], rel=1e-6), (ra["epoch"], key)
+    assert b["history"][5]["lr"] == pytest.approx(0.05 * 0.9 ** 5)
     wa, wb = np.load(full / "weights.npz"), np.load(part / "weights.npz")
     for k in wa.files:
         np.testing.assert_array_equal(wa[k], wb[k])
@@ -124,7 +125,7 @@ def test_resume_continues_epoch_count_and_loss_curve(tmp_path):
     c = read_history(mid)
     assert_consistent(c, 6)
     for ra, rc in zip(a["history"], c["history"]):
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_acc"):
+        for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_acc"):
             assert rc[key] == pytest.approx(ra[key], rel=1e-6), (ra["epoch"], key)
 
     # a resumed run keeps its options
@@ -353,3 +354,24 @@ def test_mismatched_checkpoint_leaves_model_unchanged(tmp_path):
     with pytest.raises(CheckpointError):
         restore(bad, same)
     assert _same(same.state_dict(), before)
+
+
+def test_build_options():
+    from fastdl.train_cli import _RUN_OPTIONS, UsageError, build
+
+    deep = build({**_RUN_OPTIONS, "model": "deep_convnet", "dropout": 0.2}, (1, 28, 28), 10)
+    assert deep.config()["dropout_ratio"] == 0.2
+    assert build({**_RUN_OPTIONS, "model": "deep_convnet"}, (1, 28, 28), 10
+                 ).config()["dropout_ratio"] == 0.5  # the book's
+    mlp = build({**_RUN_OPTIONS, "model": "multi_layer", "dropout": 0.3, "batchnorm": True,
+                 "hidden": [7, 5], "weight_decay": 0.01}, (784,), 10)
+    assert mlp.name == "multi_layer_extend"
+    cfg = mlp.config()
+    assert (cfg["use_dropout"], cfg["dropout_ration"], cfg["use_batchnorm"]) == (True, 0.3, True)
+    assert cfg["hidden_size_list"] == [7, 5] and cfg["weight_decay_lambda"] == 0.01
+    conv = build({**_RUN_OPTIONS, "weight_decay": 0.1, "weight_init": "0.01"}, (1, 28, 28), 10)
+    assert conv.weight_decay_lambda == 0.1 and conv.config()["weight_init_std"] == 0.01
+    for bad in ({"dropout": 0.3}, {"batchnorm": True}, {"hidden": [3, 4]},
+                {"weight_init": "zeros"}, {"model": "deep_convnet", "dropout": 1.0}):
+        with pytest.raises(UsageError):
+            build({**_RUN_OPTIONS, **bad}, (1, 28, 28), 10)

@@ -192,3 +192,33 @@ def test_extension_takes_exact_contiguous_arrays_and_read_only_inputs():
         _cpp.im2col(np.asarray(x)[:, :, ::2], 3, 3, 1, 0)
     with pytest.raises(TypeError):  # no silent dtype conversion
         _cpp.im2col(x.astype(np.float16), 3, 3, 1, 0)
+
+
+@needs_cpp
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (2, 3, 9, 40), (1, 2, 6, 33)])
+def test_pool_backward_with_any_in_plane_argmax_is_a_scatter(shape):
+    """The dense 2x2 backward path checks each argmax lies in its window, else scatters."""
+    from fastdl.backends import numpy_ref
+
+    rng = np.random.default_rng(5)
+    H, W = shape[2:]
+    out = (shape[0], shape[1], H // 2, W // 2)
+    for dtype in (np.float32, np.float64):
+        dy = rng.standard_normal(out).astype(dtype)
+        argmax = rng.integers(0, H * W, out)  # mostly outside their own windows
+        with fastdl.use_backend("cpp"):
+            got = ops.maxpool2d_backward(dy, argmax, shape, 2, 2)
+        want = numpy_ref.maxpool2d_backward(dy, argmax, shape, 2, 2, 2, 0)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@needs_cpp
+@pytest.mark.parametrize("user", [None, "ACTIVE"])
+def test_openmp_workers_sleep_when_idle_unless_the_user_says_otherwise(user):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if user:
+        env["OMP_WAIT_POLICY"] = user
+    code = "import os, fastdl.backends.cpp; print(os.environ['OMP_WAIT_POLICY'])"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == (user or "PASSIVE")

@@ -147,3 +147,26 @@ def test_real_fashion_mnist_files_verify(server, tmp_path):
     raw = gzip.decompress((dest / "t10k-labels-idx1-ubyte.gz").read_bytes())
     assert hashlib.md5(raw).hexdigest() == download.SOURCES["fashion-mnist"][1][
         "t10k-labels-idx1-ubyte.gz"][1]
+
+
+def test_cli_data_download_and_status(fake_sources, tmp_path, monkeypatch, capsys):
+    from fastdl.cli import main
+
+    _, url = fake_sources
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FASTDL_DATA", raising=False)
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    assert main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert "mnist: not found" in out and "fastdl data --download mnist" in out
+    assert "apt-get install dataset-fashion-mnist" in out
+    assert main(["data", "--download", "mnist", "--url", url]) == 0
+    out = capsys.readouterr().out
+    cache = tmp_path / "home/.cache/fastdl/mnist"
+    assert f"mnist: downloaded to {cache}" in out
+    assert f"mnist: {cache} (9 train, 4 test images)" in out
+    write_idx(Path(fake_sources[0]) / "train-labels-idx1-ubyte.gz", np.zeros(9, np.uint8))
+    for f in cache.iterdir():
+        f.unlink()
+    assert main(["data", "--download", "mnist", "--url", url]) == 1
+    assert "download failed" in capsys.readouterr().out

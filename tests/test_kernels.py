@@ -89,6 +89,7 @@ CONV_CASES = [
     (2, 64, 5, 4, 5, 3, 3, 1, 1, "strided"),      # 64 input channels
     (2, 5, 4, 9, 64, 1, 3, 2, 0, "readonly"),     # 64 filters, 1x3 kernel
     (5, 8, 10, 10, 6, 3, 3, 1, 1, "contiguous"),  # more samples than threads
+    (3, 2, 6, 22, 4, 3, 3, 1, 1, "contiguous"),   # wide rows (the stride-1 fast path of fast backends)
 ]
 CONV_IDS = [f"{c[0]}x{c[1]}x{c[2]}x{c[3]}-f{c[4]}k{c[5]}x{c[6]}s{c[7]}p{c[8]}-{c[9]}" for c in CONV_CASES]
 
@@ -316,3 +317,15 @@ def test_softmax_cross_entropy_extremes(backend, dtype):
     assert np.isnan(loss) and np.isnan(rloss)
     np.testing.assert_array_equal(np.isnan(d), np.isnan(rd))
     _close(d[1], rd[1], dtype)
+
+
+@pytest.mark.parametrize("case", [POOL_CASES[0], POOL_CASES[1], POOL_CASES[2]], ids=POOL_IDS[:3])
+def test_maxpool2d_backward_routes_any_argmax_in_the_plane(backend, case):
+    """argmax need not come from the forward pass: any cell of the plane receives its dy."""
+    N, C, H, W, ph, pw, stride, pad = case[:8]
+    OH, OW = naive.out_size(H, ph, stride, pad), naive.out_size(W, pw, stride, pad)
+    rng = np.random.default_rng(9)
+    am = rng.integers(0, H * W, (N, C, OH, OW))
+    dy = rng.standard_normal((N, C, OH, OW))
+    dx = ops.maxpool2d_backward(dy, am, (N, C, H, W), ph, pw, stride, pad)
+    _close(dx, naive.maxpool2d_backward(dy, am, (N, C, H, W)), np.float64)

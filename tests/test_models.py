@@ -206,3 +206,15 @@ def test_optimizer_updates_reach_layers():
         opt.update(net.params, net.gradient(x, t))
     assert net.loss(x, t) < before
     assert net.layers["Affine1"].W is net.params["W1"]
+
+
+def test_inputs_not_mutated(backend):
+    x, t = data((2, 6, 6), 4, 3)
+    x = x.astype(np.float32)
+    x.setflags(write=False)
+    t.setflags(write=False)
+    x_before = x.copy()
+    net = tiny_convnet(seed=0)
+    net.gradient(x, t)
+    net.accuracy(x, t)
+    np.testing.assert_array_equal(x, x_before)

@@ -5,33 +5,44 @@ for float32 and float64.  Every kernel is parallel over its outer dimension
 with ``prange`` (samples, or (sample, channel) planes), each thread writing
 its own slice of the output:
 
-* convolution runs per sample: im2col into a small contiguous ``(K, OH*OW)``
-  buffer, then ``W (FN, K) @ col`` straight into the NCHW output, bias fused.
-  The backward pass rebuilds that buffer from the saved input, accumulates
-  ``dW`` per thread (reduced in a fixed order, so results repeat exactly for a
-  given thread count) and skips ``dx`` when it is not needed;
+* convolution runs per sample (or per group of samples when images are
+  small): im2col into a small contiguous ``(K, columns)`` buffer, then
+  ``W (FN, K) @ col`` with the bias fused into the copy to the NCHW output.
+  For stride 1 each im2col row is one contiguous slice of the padded image.
+  The backward pass rebuilds the buffer from the saved input, accumulates
+  ``dW`` per thread (reduced in a fixed order, so results repeat exactly for
+  a given thread count), computes ``dx`` (stride 1) as the convolution of
+  ``dy`` with the flipped filters, and skips ``dx`` when it is not needed;
 * max pooling scans each window directly (a dedicated 2x2 / stride 2 / pad 0
   loop) and its backward pass scatters ``dy`` through ``argmax``;
 * softmax cross-entropy takes one row at a time, accumulating in float64.
 
 Matrix products call BLAS through SciPy (how Numba reaches BLAS); that BLAS
 is kept at one thread so that only Numba's thread pool is busy inside a
-parallel loop.  ``fastmath`` is limited to flags that keep inf/NaN semantics.
-Compiled code is cached on disk (``cache=True``): next to this file when the
-package directory is writable, otherwise in Numba's per-user cache directory;
-``NUMBA_CACHE_DIR`` overrides both.  Inputs are passed to the compiled code as
-read-only views, so they cannot be modified and each kernel compiles once per
-dtype.
+parallel loop, and idle OpenMP threads sleep instead of spinning
+(``OMP_WAIT_POLICY=PASSIVE`` unless already set).  ``fastmath`` is limited
+to flags that keep inf/NaN semantics.  Compiled code is cached on disk
+(``cache=True``): next to this file when the package directory is writable,
+otherwise in Numba's per-user cache directory; ``NUMBA_CACHE_DIR`` overrides
+both; with no writable location at all the kernels compile in every process.
+Inputs are passed to the compiled code as read-only views, so they cannot be
+modified and each kernel compiles once per dtype.
 """
 from __future__ import annotations
 
 import os
 
-import numba
-import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401 - the BLAS that np.dot calls inside @njit
-from numba import njit, prange
-from threadpoolctl import ThreadpoolController
+# Idle OpenMP threads spin-wait by default and steal a core from whatever runs
+# next (the next kernel, or the NumPy code between kernels): measured here as
+# a 3x slowdown of single-threaded work.  Make them sleep instead.  libgomp
+# reads this when it is loaded, which Numba does at its first parallel call.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.linalg.cython_blas  # noqa: E402,F401 - the BLAS that np.dot calls inside @njit
+from numba import njit, prange  # noqa: E402
+from threadpoolctl import ThreadpoolController  # noqa: E402
 
 __all__ = [
     "im2col",
@@ -48,8 +59,22 @@ __all__ = [
 # Reassociation and contraction let LLVM vectorise sums and fuse multiply-adds;
 # 'nnan' / 'ninf' / 'afn' are left out so NaN and inf behave as in NumPy.
 _FASTMATH = {"contract", "reassoc", "nsz"}
-_SERIAL = dict(cache=True, nogil=True, fastmath=_FASTMATH)
-_PARALLEL = dict(_SERIAL, parallel=True)
+
+
+def _jit(parallel: bool):
+    """``@njit`` with an on-disk cache; without one if Numba finds no writable cache location."""
+    opts = dict(cache=True, nogil=True, fastmath=_FASTMATH, parallel=parallel)
+
+    def wrap(fn):
+        try:
+            return njit(**opts)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return njit(**dict(opts, cache=False))(fn)
+
+    return wrap
+
+
+_serial, _parallel = _jit(False), _jit(True)
 
 
 # --------------------------------------------------------------------------- threads
@@ -95,9 +120,10 @@ def _enter(uses_blas: bool = False) -> int:
 def backend_info() -> str:
     """Numba version, threading layer, thread count and cache directory."""
     _enter()
+    cache = _im2col.stats.cache_path or "off (no writable location)"
     return (
         f"Numba {numba.__version__}, threading layer {numba.threading_layer()}, "
-        f"{_threads} threads, cache {_im2col._cache.cache_path}"
+        f"{_threads} threads, cache {cache}"
     )
 
 
@@ -114,27 +140,27 @@ def _out(size: int, k: int, stride: int, pad: int) -> int:
 
 # --------------------------------------------------------------------------- per-sample helpers
 
-@njit(**_SERIAL)
-def _pad_into(x, pad, xp):
-    """Copy x (C, H, W) into the middle of xp (C, H + 2*pad, W + 2*pad), zero border."""
+@_serial
+def _pad_into(x, ph, pw, xp):
+    """Copy x (C, H, W) into the middle of xp (C, H + 2*ph, W + 2*pw), zero border."""
     C, H, W = x.shape
     Hp, Wp = xp.shape[1], xp.shape[2]
     for c in range(C):
         for iy in range(Hp):
             row = xp[c, iy]
-            if iy < pad or iy >= pad + H:
+            if iy < ph or iy >= ph + H:
                 row[:] = 0
                 continue
-            src = x[c, iy - pad]
-            for ix in range(pad):
+            src = x[c, iy - ph]
+            for ix in range(pw):
                 row[ix] = 0
             for ix in range(W):
-                row[pad + ix] = src[ix]
-            for ix in range(pad + W, Wp):
+                row[pw + ix] = src[ix]
+            for ix in range(pw + W, Wp):
                 row[ix] = 0
 
 
-@njit(**_SERIAL)
+@_serial
 def _crop_from(xp, pad, x):
     """x (C, H, W) = the middle of xp (C, H + 2*pad, W + 2*pad)."""
     C, H, W = x.shape
@@ -145,37 +171,52 @@ def _crop_from(xp, pad, x):
                 dst[ix] = src[pad + ix]
 
 
-@njit(**_SERIAL)
-def _im2col_kp(xp, kh, kw, stride, OH, OW, col, off):
-    """Padded sample xp (C, Hp, Wp) -> col[:, off:off + OH*OW]: rows (c, ky, kx), columns (oy, ox)."""
-    C = xp.shape[0]
+# The convolution's own im2col is (K, Q*OH) per sample: rows (c, ky, kx), and
+# output row oy in columns oy*Q .. oy*Q + OW - 1, where Q = OW, except for
+# stride 1, where Q is the padded width Wp: then every im2col row is ONE
+# contiguous slice of the flattened padded sample (a long, vectorised copy).
+# Columns OW .. Q-1 of each output row are padding, kept at exactly zero.
+
+@_serial
+def _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, Q, col, off):
+    """Flattened padded sample xflat (C*Hp*Wp + kw) -> col[:, off:off + OH*Q] (see above)."""
     for c in range(C):
         for ky in range(kh):
             for kx in range(kw):
                 dst = col[(c * kh + ky) * kw + kx]
-                for oy in range(OH):
-                    src = xp[c, oy * stride + ky]
-                    base = off + oy * OW
-                    for ox in range(OW):
-                        dst[base + ox] = src[ox * stride + kx]
+                src0 = (c * Hp + ky) * Wp + kx
+                if Q == Wp and stride == 1:
+                    for q in range(OH * Q):
+                        dst[off + q] = xflat[src0 + q]
+                    for oy in range(OH):
+                        for ox in range(OW, Q):
+                            dst[off + oy * Q + ox] = 0
+                else:
+                    for oy in range(OH):
+                        s0, base = src0 + oy * stride * Wp, off + oy * Q
+                        for ox in range(OW):
+                            dst[base + ox] = xflat[s0 + ox * stride]
 
 
-@njit(**_SERIAL)
-def _col2im_kp(col, off, kh, kw, stride, OH, OW, xp):
-    """Add col[:, off:off + OH*OW] (rows (c, ky, kx)) into the padded sample xp (C, Hp, Wp)."""
-    C = xp.shape[0]
+@_serial
+def _col2im_kq(col, off, C, Hp, Wp, kh, kw, stride, OH, OW, Q, xflat):
+    """Add col[:, off:off + OH*Q] into the flattened padded sample (padding columns must be 0)."""
     for c in range(C):
         for ky in range(kh):
             for kx in range(kw):
                 src = col[(c * kh + ky) * kw + kx]
-                for oy in range(OH):
-                    dst = xp[c, oy * stride + ky]
-                    base = off + oy * OW
-                    for ox in range(OW):
-                        dst[ox * stride + kx] += src[base + ox]
+                dst0 = (c * Hp + ky) * Wp + kx
+                if Q == Wp and stride == 1:
+                    for q in range(OH * Q):
+                        xflat[dst0 + q] += src[off + q]
+                else:
+                    for oy in range(OH):
+                        d0, base = dst0 + oy * stride * Wp, off + oy * Q
+                        for ox in range(OW):
+                            xflat[d0 + ox * stride] += src[base + ox]
 
 
-@njit(**_SERIAL)
+@_serial
 def _im2col_pk(xp, kh, kw, stride, OH, OW, out):
     """Padded sample xp (C, Hp, Wp) -> out (OH*OW, C*kh*kw): rows (oy, ox), columns (c, ky, kx)."""
     C = xp.shape[0]
@@ -191,7 +232,7 @@ def _im2col_pk(xp, kh, kw, stride, OH, OW, out):
                         dst[r + kx] = src[x0 + kx]
 
 
-@njit(**_SERIAL)
+@_serial
 def _col2im_pk(col, kh, kw, stride, OH, OW, xp):
     """Add col (OH*OW, C*kh*kw) into the padded sample xp (C, Hp, Wp)."""
     C = xp.shape[0]
@@ -209,19 +250,19 @@ def _col2im_pk(col, kh, kw, stride, OH, OW, xp):
 
 # --------------------------------------------------------------------------- im2col / col2im
 
-@njit(**_PARALLEL)
+@_parallel
 def _im2col(x, kh, kw, stride, pad, OH, OW):
     N, C, H, W = x.shape
     K, P = C * kh * kw, OH * OW
     out = np.empty((N * P, K), x.dtype)
     for n in prange(N):
         xp = np.empty((C, H + 2 * pad, W + 2 * pad), x.dtype)
-        _pad_into(x[n], pad, xp)
+        _pad_into(x[n], pad, pad, xp)
         _im2col_pk(xp, kh, kw, stride, OH, OW, out[n * P:(n + 1) * P])
     return out
 
 
-@njit(**_PARALLEL)
+@_parallel
 def _col2im(col, N, C, H, W, kh, kw, stride, pad, OH, OW):
     P = OH * OW
     x = np.empty((N, C, H, W), col.dtype)
@@ -249,104 +290,127 @@ def col2im(col, x_shape, kh, kw, stride, pad):
 
 # --------------------------------------------------------------------------- convolution
 
-# Samples are processed in groups of G: the group's im2col columns sit side by
-# side in one (K, G*OH*OW) buffer of about _COL_BYTES, so that one GEMM covers
-# the group even when OH*OW is small; G = 1 for large images.
+# Small images (OH*Q < _MIN_COLS) are processed in groups of G samples: their
+# im2col columns sit side by side in one (K, G*OH*Q) buffer of at most about
+# _COL_BYTES, so that one GEMM covers the group.  Larger images go one at a time.
+_MIN_COLS = 256
 _COL_BYTES = 1 << 20
 
 
 def _group(K: int, P: int, itemsize: int) -> int:
-    return max(1, _COL_BYTES // max(1, K * P * itemsize))
+    if P >= _MIN_COLS:
+        return 1
+    return max(1, min(-(-_MIN_COLS * 4 // P), _COL_BYTES // max(1, K * P * itemsize)))
 
 
-@njit(**_SERIAL)
-def _conv_fwd_range(x, W2, b, kh, kw, stride, pad, OH, OW, G, lo, hi, y):
-    """y[lo:hi] = conv(x[lo:hi]) + b, G samples per GEMM."""
+@_serial
+def _conv_fwd_range(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, lo, hi, y):
+    """y[lo:hi] = conv(x[lo:hi]) + b (padding ph rows, pw columns), G samples per GEMM."""
     C, H, W = x.shape[1:]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
     FN, K = W2.shape
-    P = OH * OW
-    xp = np.empty((C, H + 2 * pad, W + 2 * pad), x.dtype)
-    col = np.empty((K, G * P), x.dtype)
-    out = np.empty((FN, G * P), x.dtype)
+    L = OH * Q
+    xflat = np.zeros(C * Hp * Wp + kw, x.dtype)  # kw spare zeros: the last stride-1 slice overruns
+    xp = xflat[:C * Hp * Wp].reshape((C, Hp, Wp))
+    col = np.empty((K, G * L), x.dtype)
+    out = np.empty((FN, G * L), x.dtype)
     for n0 in range(lo, hi, G):
         g = min(G, hi - n0)
-        if g * P != col.shape[1]:  # the last, smaller group
-            col = np.empty((K, g * P), x.dtype)
-            out = np.empty((FN, g * P), x.dtype)
+        if g * L != col.shape[1]:  # the last, smaller group
+            col = np.empty((K, g * L), x.dtype)
+            out = np.empty((FN, g * L), x.dtype)
         for j in range(g):
-            _pad_into(x[n0 + j], pad, xp)
-            _im2col_kp(xp, kh, kw, stride, OH, OW, col, j * P)
+            _pad_into(x[n0 + j], ph, pw, xp)
+            _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, Q, col, j * L)
         np.dot(W2, col, out)
         for j in range(g):
-            yn = y[n0 + j].reshape((FN, P))
             for f in range(FN):
-                bf = b[f]
-                src, dst = out[f], yn[f]
-                for p in range(P):
-                    dst[p] = src[j * P + p] + bf
+                bf, src, dst = b[f], out[f], y[n0 + j, f]
+                for oy in range(OH):
+                    row = dst[oy]
+                    base = j * L + oy * Q
+                    for ox in range(OW):
+                        row[ox] = src[base + ox] + bf
 
 
-@njit(**_PARALLEL)
-def _conv_fwd(x, W2, b, kh, kw, stride, pad, OH, OW, G, chunks):
+@_parallel
+def _conv_fwd(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, chunks):
     N = x.shape[0]
     y = np.empty((N, W2.shape[0], OH, OW), x.dtype)
     for t in prange(chunks):
-        _conv_fwd_range(x, W2, b, kh, kw, stride, pad, OH, OW, G, t * N // chunks, (t + 1) * N // chunks, y)
+        _conv_fwd_range(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, t * N // chunks, (t + 1) * N // chunks, y)
     return y
 
 
-@njit(**_SERIAL)
-def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, G, lo, hi, dx, dW, db):
+@_serial
+def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, lo, hi, dx, dW, db):
     """Add the gradients of samples lo..hi-1 into dW (FN, K) and db (FN,) float64;
     write their dx when dx is not empty.  G samples per GEMM."""
     C, H, W = x.shape[1:]
+    Hp, Wp = H + 2 * pad, W + 2 * pad
     FN, K = W2.shape
     OH, OW = dy.shape[2], dy.shape[3]
-    P = OH * OW
-    xp = np.empty((C, H + 2 * pad, W + 2 * pad), dy.dtype)
-    col = np.empty((K, G * P), dy.dtype)
-    dcol = np.empty((K, G * P), dy.dtype)
-    dyg = np.empty((FN, G * P), dy.dtype)
+    L = OH * Q
+    xflat = np.zeros(C * Hp * Wp + kw, dy.dtype)
+    xp = xflat[:C * Hp * Wp].reshape((C, Hp, Wp))
+    col = np.empty((K, G * L), dy.dtype)
+    dcol = np.empty((K, G * L), dy.dtype)
+    dyg = np.zeros((FN, G * L), dy.dtype)  # padding columns stay 0
     tmp = np.empty((FN, K), dy.dtype)
     for n0 in range(lo, hi, G):
         g = min(G, hi - n0)
-        if g * P != col.shape[1]:  # the last, smaller group
-            col = np.empty((K, g * P), dy.dtype)
-            dcol = np.empty((K, g * P), dy.dtype)
-            dyg = np.empty((FN, g * P), dy.dtype)
+        if g * L != col.shape[1]:  # the last, smaller group
+            col = np.empty((K, g * L), dy.dtype)
+            dcol = np.empty((K, g * L), dy.dtype)
+            dyg = np.zeros((FN, g * L), dy.dtype)
         for j in range(g):
-            dyn = dy[n0 + j].reshape((FN, P))
             for f in range(FN):
-                src, dst = dyn[f], dyg[f]
+                src, dst = dy[n0 + j, f], dyg[f]
                 s = 0.0
-                for p in range(P):
-                    v = src[p]
-                    dst[j * P + p] = v
-                    s += v
+                for oy in range(OH):
+                    row = src[oy]
+                    base = j * L + oy * Q
+                    for ox in range(OW):
+                        v = row[ox]
+                        dst[base + ox] = v
+                        s += v
                 db[f] += s
-            _pad_into(x[n0 + j], pad, xp)
-            _im2col_kp(xp, kh, kw, stride, OH, OW, col, j * P)
+            _pad_into(x[n0 + j], pad, pad, xp)
+            _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, Q, col, j * L)
         np.dot(dyg, col.T, tmp)
         dW += tmp
         if dx.shape[0]:
             np.dot(W2T, dyg, dcol)
+            if Q != OW:  # exact zeros in the padding columns, even for non-finite W
+                for r in range(K):
+                    row = dcol[r]
+                    for base in range(0, g * L, Q):
+                        for ox in range(OW, Q):
+                            row[base + ox] = 0
             for j in range(g):
-                xp[:] = 0
-                _col2im_kp(dcol, j * P, kh, kw, stride, OH, OW, xp)
+                xflat[:] = 0
+                _col2im_kq(dcol, j * L, C, Hp, Wp, kh, kw, stride, OH, OW, Q, xflat)
                 _crop_from(xp, pad, dx[n0 + j])
 
 
-@njit(**_PARALLEL)
-def _conv_bwd(dy, x, W2, W2T, kh, kw, stride, pad, need_dx, G, chunks):
+@_parallel
+def _conv_bwd(dy, x, W2, W2T, kh, kw, stride, pad, need_dx, Q, G, chunks):
     N, C, H, Wd = x.shape
     FN, K = W2.shape
     dW_parts = np.zeros((chunks, FN, K), dy.dtype)
     db_parts = np.zeros((chunks, FN), np.float64)
     dx = np.empty((N if need_dx else 0, C, H, Wd), dy.dtype)
     for t in prange(chunks):
-        _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, G, t * N // chunks, (t + 1) * N // chunks,
+        _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, t * N // chunks, (t + 1) * N // chunks,
                         dx, dW_parts[t], db_parts[t])
     return dx, dW_parts, db_parts
+
+
+def _row_width(Wd: int, OW: int, stride: int, pad: int) -> int:
+    """Q: the padded width for stride 1 when at most 1/6 of the columns are padding
+    (contiguous im2col rows), else OW."""
+    Wp = Wd + 2 * pad
+    return Wp if stride == 1 and 6 * (Wp - OW) <= Wp else OW
 
 
 def conv2d_forward(x, W, b, stride, pad):
@@ -362,20 +426,40 @@ def conv2d_forward(x, W, b, stride, pad):
     N, _, H, Wd = x.shape
     OH, OW = _out(H, kh, stride, pad), _out(Wd, kw, stride, pad)
     K = C * kh * kw
-    G = _group(K, OH * OW, x.itemsize)
+    Q = _row_width(Wd, OW, stride, pad)
+    G = _group(K, OH * Q, x.itemsize)
     x, W2 = _ro(x), _ro(W.reshape(FN, K))
-    y = _conv_fwd(x, W2, _ro(b), kh, kw, stride, pad, OH, OW, G, max(1, min(N, threads)))
+    y = _conv_fwd(x, W2, _ro(b), kh, kw, stride, pad, pad, OH, OW, Q, G, max(1, min(N, threads)))
     return y, (x, W2, W.shape, stride, pad)
 
 
 def conv2d_backward(dy, ctx, need_dx):
-    """dy (N, FN, OH, OW) -> (dx (N, C, H, W) or None, dW (FN, C, kh, kw), db (FN,))."""
+    """dy (N, FN, OH, OW) -> (dx (N, C, H, W) or None, dW (FN, C, kh, kw), db (FN,)).
+
+    For stride 1 (and pad < kernel), dx is the convolution of dy, padded by
+    ``k - 1 - pad``, with the flipped, transposed filters: it runs through the
+    forward kernel (one large GEMM per sample) instead of GEMM + col2im.
+    """
     x, W2, w_shape, stride, pad = ctx
+    FN, C, kh, kw = w_shape
     threads = _enter(uses_blas=True)
-    chunks = max(1, min(x.shape[0], threads))
+    N = x.shape[0]
+    chunks = max(1, min(N, threads))
+    OH, OW = dy.shape[2:]
+    dy = _ro(dy)
+    dx_by_conv = need_dx and stride == 1 and pad < min(kh, kw)
+    Q = _row_width(x.shape[3], OW, stride, pad)
+    G = _group(C * kh * kw, OH * Q, dy.itemsize)
     W2T = _ro(np.ascontiguousarray(W2.T))
-    G = _group(W2.shape[1], dy.shape[2] * dy.shape[3], dy.itemsize)
-    dx, dW, db = _conv_bwd(_ro(dy), x, W2, W2T, w_shape[2], w_shape[3], stride, pad, need_dx, G, chunks)
+    dx, dW, db = _conv_bwd(dy, x, W2, W2T, kh, kw, stride, pad, need_dx and not dx_by_conv, Q, G, chunks)
+    if dx_by_conv:
+        ph, pw = kh - 1 - pad, kw - 1 - pad
+        Wf = np.ascontiguousarray(W2.reshape(w_shape)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        H, Wd = x.shape[2:]
+        Qx = _row_width(OW, Wd, 1, pw)
+        Gx = _group(FN * kh * kw, H * Qx, dy.itemsize)
+        dx = _conv_fwd(dy, _ro(Wf.reshape(C, FN * kh * kw)), _ro(np.zeros(C, dy.dtype)), kh, kw, 1, ph, pw,
+                       H, Wd, Qx, Gx, chunks)
     # Per-thread partial sums, reduced in chunk order: repeatable for a given thread count.
     return (dx if need_dx else None), dW.sum(axis=0).reshape(w_shape), db.sum(axis=0).astype(dy.dtype)
 
@@ -385,7 +469,7 @@ def conv2d_backward(dy, ctx, need_dx):
 # Windows are scanned backwards with ``v >= best or v is NaN`` as branch-free
 # selects: the earliest maximum wins ties, and the earliest NaN wins over all.
 
-@njit(**_SERIAL)
+@_serial
 def _pool_plane(xp, ph, pw, stride, pad, yp, ap):
     """Max pooling of one plane xp (H, W) into yp, ap (OH, OW); padding never wins."""
     H, W = xp.shape
@@ -409,7 +493,7 @@ def _pool_plane(xp, ph, pw, stride, pad, yp, ap):
             ap[oy, ox] = bi
 
 
-@njit(**_SERIAL)
+@_serial
 def _pool_rows_2x2(r0, r1, base, W, yr, ar):
     """One output row of the 2x2 / stride 2 / pad 0 pooling from input rows r0, r1."""
     for ox in range(yr.shape[0]):
@@ -431,7 +515,7 @@ def _pool_rows_2x2(r0, r1, base, W, yr, ar):
         ar[ox] = base + 2 * ox + k
 
 
-@njit(**_PARALLEL)
+@_parallel
 def _pool_fwd(x, ph, pw, stride, pad, OH, OW):
     N, C, H, W = x.shape
     y = np.empty((N, C, OH, OW), x.dtype)
@@ -442,7 +526,7 @@ def _pool_fwd(x, ph, pw, stride, pad, OH, OW):
     return y, am
 
 
-@njit(**_PARALLEL)
+@_parallel
 def _pool_fwd_2x2(x, OH, OW):
     N, C, H, W = x.shape
     y = np.empty((N, C, OH, OW), x.dtype)
@@ -455,7 +539,7 @@ def _pool_fwd_2x2(x, OH, OW):
     return y, am
 
 
-@njit(**_PARALLEL)
+@_parallel
 def _pool_bwd(dy, am, HW):
     N, C, OH, OW = dy.shape
     NC, OHW = N * C, OH * OW
@@ -509,7 +593,7 @@ def maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad):
 
 # --------------------------------------------------------------------------- softmax cross-entropy
 
-@njit(**_SERIAL)
+@_serial
 def _softmax_row(row, e):
     """e = exp(row - max(row)) in e's dtype; returns (max + log(sum), 1 / sum) in float64.
 
@@ -526,7 +610,7 @@ def _softmax_row(row, e):
     return m + np.log(s), 1.0 / s
 
 
-@njit(**_PARALLEL)
+@_parallel
 def _sce_labels(z, t):
     N, K = z.shape
     d = np.empty((N, K), z.dtype)
@@ -543,7 +627,7 @@ def _sce_labels(z, t):
     return nll, d
 
 
-@njit(**_PARALLEL)
+@_parallel
 def _sce_targets(z, t):
     N, K = z.shape
     d = np.empty((N, K), z.dtype)

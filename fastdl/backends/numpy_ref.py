@@ -65,7 +65,7 @@ def conv2d_forward(x, W, b, stride, pad):
     FN, _, kh, kw = W.shape
     OH, OW = _out_size(H, kh, stride, pad), _out_size(Wd, kw, stride, pad)
     col = im2col(x, kh, kw, stride, pad)
-    W2 = W.reshape(FN, -1)
+    W2 = W.reshape(FN, C * kh * kw)  # explicit: -1 is ambiguous when FN == 0
     y = col @ W2.T + b
     y = np.ascontiguousarray(y.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2))
     return y, (col, W, x.shape, stride, pad)
@@ -75,12 +75,12 @@ def conv2d_backward(dy, ctx, need_dx):
     """dy (N, FN, OH, OW) -> (dx (N, C, H, W) or None, dW (FN, C, kh, kw), db (FN,))."""
     col, W, x_shape, stride, pad = ctx
     FN, C, kh, kw = W.shape
-    dy2 = dy.transpose(0, 2, 3, 1).reshape(-1, FN)
+    dy2 = dy.transpose(0, 2, 3, 1).reshape(col.shape[0], FN)
     db = dy2.sum(axis=0)
     dW = (dy2.T @ col).reshape(W.shape)
     dx = None
     if need_dx:
-        dcol = dy2 @ W.reshape(FN, -1)
+        dcol = dy2 @ W.reshape(FN, C * kh * kw)
         dx = col2im(dcol, x_shape, kh, kw, stride, pad)
     return dx, np.ascontiguousarray(dW), db
 

@@ -27,6 +27,15 @@ def _model_dtype(dtype: DTypeLike) -> np.dtype:
     return dt
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python numbers and tuples as lists (JSON-serialisable)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class Model:
     """Base class of the book's networks.
 
@@ -41,8 +50,8 @@ class Model:
 
     def __init__(self, config: dict[str, Any], dtype: DTypeLike, seed: RNGLike) -> None:
         self.dtype = _model_dtype(dtype)
-        self._config = dict(config, dtype=self.dtype.name,
-                            seed=seed if isinstance(seed, (int, type(None))) else None)
+        seed_value = int(seed) if isinstance(seed, (int, np.integer)) else None
+        self._config = _plain(dict(config, dtype=self.dtype.name, seed=seed_value))
         self.params: dict[str, np.ndarray] = {}
         self.layers: OrderedDict[str, Any] = OrderedDict()
         self.last_layer = SoftmaxWithLoss()

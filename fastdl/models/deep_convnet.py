@@ -37,8 +37,9 @@ class DeepConvNet(Model):
     """x (N, C, H, W) (or flat (N, C*H*W)) -> scores (N, output_size).
 
     Parameters ``W1..W6`` (conv), ``W7`` (64*4*4, hidden_size), ``W8``
-    (hidden_size, output_size) and ``b1..b8``.  Dropout (ratio 0.5, the
-    book's non-inverted form) follows the hidden Affine and the output.
+    (hidden_size, output_size) and ``b1..b8``.  Dropout (``dropout_ratio``,
+    the book's 0.5 by default, in the book's non-inverted form) follows the
+    hidden Affine and the output.
     """
 
     name = "deep_convnet"
@@ -48,14 +49,15 @@ class DeepConvNet(Model):
                  conv_param_3: Optional[dict] = None, conv_param_4: Optional[dict] = None,
                  conv_param_5: Optional[dict] = None, conv_param_6: Optional[dict] = None,
                  hidden_size: int = 50, output_size: int = 10, *, dtype: DTypeLike = np.float32,
-                 seed: RNGLike = None) -> None:
+                 seed: RNGLike = None, dropout_ratio: float = 0.5) -> None:
         given = (conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6)
         cps = [{**d, **(g or {})} for d, g in zip(_CONV_DEFAULTS, given)]
         for i, cp in enumerate(cps):
             if set(cp) != set(_CONV_DEFAULTS[0]):
                 raise ValueError(f"conv_param_{i + 1} keys must be among {sorted(_CONV_DEFAULTS[0])}, got {sorted(cp)}")
         input_dim = tuple(int(v) for v in input_dim)
-        config = dict(input_dim=list(input_dim), hidden_size=hidden_size, output_size=output_size)
+        config = dict(input_dim=list(input_dim), hidden_size=hidden_size, output_size=output_size,
+                      dropout_ratio=float(dropout_ratio))
         config.update({f"conv_param_{i + 1}": cp for i, cp in enumerate(cps)})
         super().__init__(config, dtype, seed)
         self._input_shape = input_dim
@@ -78,7 +80,7 @@ class DeepConvNet(Model):
         W7 = self._param("W7", he_normal((c * h * w, hidden_size), rng, self.dtype))
         self._add("Affine1", Affine(W7, self._param("b7", np.zeros(hidden_size))), grads={"W7": "dW", "b7": "db"})
         self._add("Relu7", Relu())
-        self._add("Dropout1", Dropout(0.5, rng=int(rng.integers(2**63))))
+        self._add("Dropout1", Dropout(dropout_ratio, rng=int(rng.integers(2**63))))
         W8 = self._param("W8", he_normal((hidden_size, output_size), rng, self.dtype))
         self._add("Affine2", Affine(W8, self._param("b8", np.zeros(output_size))), grads={"W8": "dW", "b8": "db"})
-        self._add("Dropout2", Dropout(0.5, rng=int(rng.integers(2**63))))
+        self._add("Dropout2", Dropout(dropout_ratio, rng=int(rng.integers(2**63))))

@@ -1,0 +1,149 @@
+"""The C++ convolution's own code paths (tests/test_kernels.py covers the kernel contract).
+
+fastdl._cpp picks, per call, between two kernel families (channel-lane register tiles
+over groups of samples, and stride-1 "flat" pixel-lane kernels) and, per process, a SIMD
+level (AVX-512, AVX2, scalar).  FASTDL_CONV=tile|flat and FASTDL_CPU=scalar|avx2 force
+them, so each combination is checked against the NumPy reference in a subprocess.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+_cpp = pytest.importorskip("fastdl._cpp")
+if not hasattr(_cpp, "conv2d_forward"):
+    pytest.skip("fastdl._cpp has no convolution", allow_module_level=True)
+
+from fastdl.backends import numpy_ref as ref  # noqa: E402
+
+# (N, C, H, W, FN, kh, kw, stride, pad): the books' layers (small batches) and odd cases:
+# stride 2/3, pad beyond the kernel, 1x1, non-square kernels, channel counts that are not
+# whole vectors, N = 0, C = 0.
+SHAPES = [
+    (2, 1, 28, 28, 16, 3, 3, 1, 1),
+    (2, 16, 14, 14, 32, 3, 3, 1, 2),
+    (2, 32, 8, 8, 64, 3, 3, 1, 1),
+    (3, 1, 28, 28, 30, 5, 5, 1, 0),
+    (17, 4, 6, 6, 70, 3, 3, 1, 1),
+    (5, 7, 9, 8, 33, 4, 3, 2, 2),
+    (4, 2, 10, 11, 7, 3, 2, 3, 1),
+    (2, 3, 5, 6, 4, 3, 3, 1, 3),
+    (2, 2, 4, 4, 3, 2, 3, 1, 2),
+    (2, 5, 6, 6, 3, 1, 1, 1, 0),
+    (2, 3, 5, 5, 4, 1, 1, 2, 1),
+    (3, 1, 3, 3, 1, 3, 3, 1, 1),
+    (0, 3, 5, 5, 4, 3, 3, 1, 1),
+    (2, 0, 5, 5, 3, 3, 3, 1, 1),
+]
+
+_CHECK = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from fastdl import _cpp
+    from fastdl.backends import numpy_ref as ref
+
+    def rel(a, b):
+        if a.size == 0:
+            return 0.0
+        return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+    rng = np.random.default_rng(0)
+    worst = {}
+    for shape in json.loads(sys.argv[1]):
+        N, C, H, W, FN, kh, kw, s, p = shape
+        for dt in (np.float32, np.float64):
+            x = rng.standard_normal((N, C, H, W)).astype(dt)
+            w = rng.standard_normal((FN, C, kh, kw)).astype(dt)
+            b = rng.standard_normal(FN).astype(dt)
+            y, st = _cpp.conv2d_forward(x, w, b, s, p)
+            dy = rng.standard_normal(y.shape).astype(dt)
+            dx, dw, db = _cpp.conv2d_backward(dy, st, True)
+            y64, ctx = ref.conv2d_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), s, p)
+            rdx, rdw, rdb = ref.conv2d_backward(dy.astype(np.float64), ctx, True)
+            assert y.dtype == dx.dtype == dw.dtype == db.dtype == dt
+            e = max(rel(y, y64), rel(dx, rdx), rel(dw, rdw), rel(db, rdb))
+            worst[dt.__name__] = max(worst.get(dt.__name__, 0.0), e)
+    print(json.dumps({"level": _cpp.build_info()["cpu_level"], "worst": worst}))
+""")
+
+
+@pytest.mark.parametrize("path", ["tile", "flat", "auto"])
+@pytest.mark.parametrize("level", ["scalar", "avx2", "native"])
+def test_each_simd_level_and_kernel_family_matches_reference(level, path):
+    env = dict(os.environ)
+    env.pop("FASTDL_CPU", None)
+    env.pop("FASTDL_CONV", None)
+    if level != "native":
+        env["FASTDL_CPU"] = level
+    if path != "auto":
+        env["FASTDL_CONV"] = path
+    out = subprocess.run([sys.executable, "-c", _CHECK, json.dumps(SHAPES)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if level != "native":
+        assert res["level"] in (level, "scalar")  # capped, or a CPU without that level
+    assert res["worst"]["float64"] < 1e-12
+    assert res["worst"]["float32"] < 1e-5
+
+
+def _layer(dtype=np.float32, N=6, C=8, H=10, FN=20, k=3, pad=1, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, H)).astype(dtype)
+    w = rng.standard_normal((FN, C, k, k)).astype(dtype)
+    b = rng.standard_normal(FN).astype(dtype)
+    return x, w, b
+
+
+@pytest.mark.parametrize("FN", [8, 40])  # one vector of output channels (flat path), several (tiles)
+def test_no_dx_when_not_needed_and_same_weight_gradients(FN):
+    x, w, b = _layer(FN=FN)
+    y, st = _cpp.conv2d_forward(x, w, b, 1, 1)
+    dy = np.random.default_rng(2).standard_normal(y.shape).astype(np.float32)
+    dx, dw, db = _cpp.conv2d_backward(dy, st, True)
+    none, dw2, db2 = _cpp.conv2d_backward(dy, st, False)
+    assert dx is not None and dx.shape == x.shape
+    assert none is None
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_deterministic_and_thread_count_independent(stride):
+    x, w, b = _layer(N=23, FN=40)
+    before = _cpp.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 2):
+            _cpp.set_num_threads(threads)
+            y, st = _cpp.conv2d_forward(x, w, b, stride, 1)
+            dy = np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
+            results.append((y,) + _cpp.conv2d_backward(dy, st, True))
+    finally:
+        _cpp.set_num_threads(before)
+    for a, b2 in zip(results[1], results[2]):  # same thread count: bit for bit
+        np.testing.assert_array_equal(a, b2)
+    for a, b1 in zip(results[0], results[1]):  # other thread count: same up to rounding
+        np.testing.assert_allclose(a, b1, rtol=1e-5, atol=1e-5 * np.abs(b1).max())
+
+
+def test_read_only_inputs_are_accepted_and_left_alone():
+    x, w, b = _layer(dtype=np.float64)
+    copies = [a.copy() for a in (x, w, b)]
+    for a in (x, w, b):
+        a.flags.writeable = False
+    y, st = _cpp.conv2d_forward(x, w, b, 1, 1)
+    dy = np.ones_like(y)
+    dy.flags.writeable = False
+    _cpp.conv2d_backward(dy, st, True)
+    for a, c in zip((x, w, b), copies):
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(dy, 1.0)
+    want, _ = ref.conv2d_forward(x, w, b, 1, 1)
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)

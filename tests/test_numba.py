@@ -1,0 +1,196 @@
+"""Numba-backend specifics: threads, repeatability, the on-disk cache, one compile per dtype.
+
+Kernel correctness is in test_kernels.py (run on every backend).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import backend, ops
+
+if "numba" not in fastdl.available_backends():
+    pytest.skip("numba backend unavailable", allow_module_level=True)
+
+import numba  # noqa: E402
+
+from fastdl.backends import numba_jit  # noqa: E402
+
+MAX_THREADS = numba.config.NUMBA_NUM_THREADS
+
+
+@pytest.fixture
+def restore_threads():
+    before = fastdl.get_num_threads()
+    yield
+    fastdl.set_num_threads(before)
+
+
+def _conv_step(x, w, b, stride=1, pad=1):
+    with fastdl.use_backend("numba"):
+        y, ctx = ops.conv2d_forward(x, w, b, stride, pad)
+        dx, dW, db = ops.conv2d_backward(y, ctx)
+        z, am = ops.maxpool2d_forward(y, 2, 2)
+        dz = ops.maxpool2d_backward(z, am, y.shape, 2, 2)
+        loss, dl = ops.softmax_cross_entropy(y.reshape(len(y), -1), np.arange(len(y)) % 3)
+    return [y, dx, dW, db, z, am, dz, np.array(loss), dl]
+
+
+def _inputs(dtype=np.float32, n=9):
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((n, 4, 10, 10)).astype(dtype), rng.standard_normal((6, 4, 3, 3)).astype(dtype),
+            rng.standard_normal(6).astype(dtype))
+
+
+# --------------------------------------------------------------------------- threads
+
+@pytest.mark.parametrize("threads", sorted({1, MAX_THREADS}))
+def test_results_repeat_exactly_for_a_thread_count(threads, restore_threads):
+    fastdl.set_num_threads(threads)
+    first = _conv_step(*_inputs())
+    for _ in range(2):
+        for a, b in zip(first, _conv_step(*_inputs())):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_thread_counts_agree_to_rounding(restore_threads):
+    fastdl.set_num_threads(1)
+    one = _conv_step(*_inputs(np.float64))
+    fastdl.set_num_threads(MAX_THREADS)
+    many = _conv_step(*_inputs(np.float64))
+    for a, b in zip(one, many):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_thread_count_applies_in_every_python_thread(restore_threads):
+    """Numba's thread count is per thread; the backend applies fastdl's to each calling thread."""
+    fastdl.set_num_threads(1)
+    seen = []
+
+    def work():
+        x, w, b = _inputs()
+        _conv_step(x, w, b)
+        seen.append(numba.get_num_threads())
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert seen == [1]
+    assert numba_jit.backend_info().count(" 1 threads") == 1
+
+
+def test_concurrent_calls_from_python_threads_are_correct():
+    x, w, b = _inputs(n=16)
+    want = _conv_step(x, w, b)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: _conv_step(x, w, b), range(8)))
+    for got in results:
+        for a, e in zip(got, want):
+            np.testing.assert_array_equal(a, e)
+
+
+def test_scipy_blas_is_kept_single_threaded_inside_kernels(restore_threads):
+    fastdl.set_num_threads(MAX_THREADS)  # this also raises every BLAS to MAX_THREADS
+    _conv_step(*_inputs())
+    assert numba_jit._BLAS, "SciPy's BLAS was not found by threadpoolctl"
+    assert all(lib.num_threads == 1 for lib in numba_jit._BLAS)
+
+
+def test_backend_info():
+    text = numba_jit.backend_info()
+    assert f"Numba {numba.__version__}" in text
+    assert f"threading layer {numba.threading_layer()}" in text and "cache" in text
+    with open(os.devnull, "w") as sink:
+        assert text in fastdl.show_config(file=sink)
+
+
+# --------------------------------------------------------------------------- compiles and contract details
+
+def test_inputs_are_compiled_as_read_only_one_signature_per_dtype():
+    x = np.zeros((1, 1, 4, 4), np.float64)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    with fastdl.use_backend("numba"):
+        ops.maxpool2d_forward(x, 2, 2)
+        ops.maxpool2d_forward(frozen, 2, 2)
+    sigs = [s for s in numba_jit._pool_fwd_2x2.signatures if s[0].dtype == numba.float64]
+    assert len(sigs) == 1 and not sigs[0][0].mutable
+
+
+def test_pool_backward_rejects_argmax_outside_the_plane():
+    dy = np.ones((1, 1, 2, 2))
+    with fastdl.use_backend("numba"):
+        with pytest.raises(ValueError, match=r"argmax has 2 entries outside \[0, 16\)"):
+            ops.maxpool2d_backward(dy, np.array([[[[0, 16], [-1, 5]]]]), (1, 1, 4, 4), 2, 2)
+
+
+def test_degenerate_conv_falls_back_to_the_reference():
+    before = backend.fallback_counts().get(("numba", "conv2d_forward"), 0)
+    with fastdl.use_backend("numba"):
+        y, ctx = ops.conv2d_forward(np.ones((2, 3, 4, 4)), np.ones((0, 3, 3, 3)))
+        dx, dW, db = ops.conv2d_backward(y, ctx)
+    assert y.shape == (2, 0, 2, 2) and dx.shape == (2, 3, 4, 4) and dW.shape == (0, 3, 3, 3)
+    assert backend.fallback_counts()[("numba", "conv2d_forward")] == before + 1
+
+
+# --------------------------------------------------------------------------- on-disk cache
+
+CACHE_PROBE = """
+    import numpy as np, fastdl
+    from fastdl import ops
+    from fastdl.backends import numba_jit
+    with fastdl.use_backend("numba"):
+        dx = ops.maxpool2d_backward(np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), (1, 1, 2, 2), 2, 2)
+    assert dx.tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
+    stats = numba_jit._pool_bwd.stats
+    print(stats.cache_path)
+    print(sum(stats.cache_hits.values()))
+"""
+
+
+def _probe(prelude: str = "", **env: str) -> tuple[str, int]:
+    full = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "FASTDL_BACKEND")}
+    full.update(env)
+    code = textwrap.dedent(prelude) + textwrap.dedent(CACHE_PROBE)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=600)
+    assert res.returncode == 0, res.stderr
+    path, hits = res.stdout.split("\n")[-3:-1]
+    return path, int(hits)
+
+
+def test_numba_cache_dir_is_honoured(tmp_path):
+    path, hits = _probe(NUMBA_CACHE_DIR=str(tmp_path))
+    assert path.startswith(str(tmp_path)) and hits == 0
+    assert list(tmp_path.rglob("numba_jit._pool_bwd*.nbi")) and list(tmp_path.rglob("numba_jit._pool_bwd*.nbc"))
+    path, hits = _probe(NUMBA_CACHE_DIR=str(tmp_path))  # a fresh process loads instead of compiling
+    assert path.startswith(str(tmp_path)) and hits == 1
+
+
+UNWRITABLE_PACKAGE = """
+    from numba.core import caching
+    def refuse(self):
+        raise PermissionError("read-only site-packages (simulated)")
+    caching.InTreeCacheLocator.ensure_cache_path = refuse
+"""
+
+
+def test_cache_moves_to_the_user_cache_when_the_package_is_read_only(tmp_path):
+    path, _ = _probe(UNWRITABLE_PACKAGE, XDG_CACHE_HOME=str(tmp_path))
+    assert Path(path).is_relative_to(tmp_path / "numba")
+    assert list(tmp_path.rglob("numba_jit._pool_bwd*.nbi"))
+
+
+def test_backend_still_works_without_any_writable_cache(tmp_path):
+    prelude = UNWRITABLE_PACKAGE + "    caching.UserWideCacheLocator.ensure_cache_path = refuse\n"
+    path, hits = _probe(prelude, XDG_CACHE_HOME=str(tmp_path))
+    assert path == "None" and hits == 0
+    assert not list(tmp_path.rglob("*.nbi"))
