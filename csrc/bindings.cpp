@@ -103,11 +103,13 @@ carray<T> maxpool_backward(const carray<T>& dy, const carray<int64_t>& argmax, c
   const T* gp = dy.data();
   const int64_t* ap = argmax.data();
   T* dp = dx.mutable_data();
+  bool ok;
   {
     py::gil_scoped_release nogil;
-    fastdl::maxpool2d_backward<T>(gp, ap, dp, x_shape[0] * x_shape[1], H, W, ph, pw, stride, pad,
-                                  out_size(H, ph, stride, pad), out_size(W, pw, stride, pad));
+    ok = fastdl::maxpool2d_backward<T>(gp, ap, dp, x_shape[0] * x_shape[1], H, W, ph, pw, stride, pad,
+                                       out_size(H, ph, stride, pad), out_size(W, pw, stride, pad));
   }
+  if (!ok) throw py::value_error("argmax holds an index outside the input plane [0, H*W)");
   return dx;
 }
 

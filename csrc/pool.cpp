@@ -2,6 +2,7 @@
 #include "pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "common.h"
@@ -65,14 +66,18 @@ void forward_plane_2x2(const T* x, T* y, int64_t* am, int64_t H, int64_t W) {
   }
 }
 
+// Returns false if an argmax entry lies outside the plane (those entries are skipped).
 template <class T>
-void backward_plane(const T* dy, const int64_t* am, T* dx, int64_t H, int64_t W, int64_t OHW) {
+bool backward_plane(const T* dy, const int64_t* am, T* dx, int64_t H, int64_t W, int64_t OHW) {
   const int64_t HW = H * W;
+  bool ok = true;
   std::memset(dx, 0, sizeof(T) * HW);
   for (int64_t i = 0; i < OHW; ++i) {
     const int64_t k = am[i];
     if (k >= 0 && k < HW) dx[k] += dy[i];
+    else ok = false;
   }
+  return ok;
 }
 
 using Fwd2x2F32 = void (*)(const float*, float*, int64_t*, int64_t, int64_t);
@@ -119,7 +124,7 @@ void maxpool2d_forward(const T* x, T* y, int64_t* argmax, int64_t NC, int64_t H,
 }
 
 template <class T>
-void maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, int64_t H,
+bool maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, int64_t H,
                         int64_t W, int64_t ph, int64_t pw, int64_t stride, int64_t pad,
                         int64_t OH, int64_t OW) {
   const int64_t HW = H * W, OHW = OH * OW;
@@ -127,24 +132,27 @@ void maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, i
   if constexpr (sizeof(T) == 4)
     dense = ph == 2 && pw == 2 && stride == 2 && pad == 0 && HW < (int64_t{1} << 30) &&
             cpu_level() == CpuLevel::AVX512;
+  std::atomic<bool> ok{true};
   parallel_for(NC, NC * HW, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       if constexpr (sizeof(T) == 4) {
         if (dense && maxpool2x2_backward_f32_avx512(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W))
           continue;
       }
-      backward_plane<T>(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W, OHW);
+      if (!backward_plane<T>(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W, OHW))
+        ok.store(false, std::memory_order_relaxed);
     }
   });
+  return ok.load();
 }
 
 template void maxpool2d_forward<float>(const float*, float*, int64_t*, int64_t, int64_t, int64_t,
                                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
 template void maxpool2d_forward<double>(const double*, double*, int64_t*, int64_t, int64_t, int64_t,
                                         int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
-template void maxpool2d_backward<float>(const float*, const int64_t*, float*, int64_t, int64_t,
+template bool maxpool2d_backward<float>(const float*, const int64_t*, float*, int64_t, int64_t,
                                         int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
-template void maxpool2d_backward<double>(const double*, const int64_t*, double*, int64_t, int64_t,
+template bool maxpool2d_backward<double>(const double*, const int64_t*, double*, int64_t, int64_t,
                                          int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
 
 }  // namespace fastdl

@@ -14,9 +14,10 @@ template <class T>
 void maxpool2d_forward(const T* x, T* y, int64_t* argmax, int64_t NC, int64_t H, int64_t W,
                        int64_t ph, int64_t pw, int64_t stride, int64_t pad, int64_t OH, int64_t OW);
 
-// dy, argmax (NC, OH, OW) -> dx (NC, H, W).  Argmax entries outside [0, H*W) are ignored.
+// dy, argmax (NC, OH, OW) -> dx (NC, H, W).  Returns false (dx then holds no meaning) if an
+// argmax entry lies outside [0, H*W); the caller raises.
 template <class T>
-void maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, int64_t H,
+bool maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, int64_t H,
                         int64_t W, int64_t ph, int64_t pw, int64_t stride, int64_t pad,
                         int64_t OH, int64_t OW);
 

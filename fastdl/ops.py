@@ -206,7 +206,10 @@ def maxpool2d_forward(x, ph: int, pw: int, stride: int | None = None, pad: int =
 
 def maxpool2d_backward(dy, argmax, x_shape: Sequence[int], ph: int, pw: int,
                        stride: int | None = None, pad: int = 0) -> np.ndarray:
-    """Route dy (N, C, OH, OW) to the argmax cells of an input of shape x_shape."""
+    """Route dy (N, C, OH, OW) to the argmax cells of an input of shape x_shape.
+
+    Raises ``ValueError`` if ``argmax`` holds an index outside ``[0, H*W)``.
+    """
     dy = _float_array(dy, "dy", 4)
     x_shape = _shape4(x_shape, "x_shape")
     stride = ph if stride is None else stride
@@ -215,8 +218,10 @@ def maxpool2d_backward(dy, argmax, x_shape: Sequence[int], ph: int, pw: int,
     if dy.shape != want:
         raise ValueError(f"dy must have shape {want}, got {dy.shape}")
     argmax = np.asarray(argmax)
-    if argmax.shape != want or argmax.dtype != np.int64:
-        raise ValueError(f"argmax must be int64 of shape {want}, got {argmax.dtype} {argmax.shape}")
+    if argmax.dtype != np.int64:
+        raise TypeError(f"argmax must be int64 (as maxpool2d_forward returns it), got {argmax.dtype}")
+    if argmax.shape != want:
+        raise ValueError(f"argmax must have shape {want}, got {argmax.shape}")
     argmax = np.ascontiguousarray(argmax)
     return _call("maxpool2d_backward", dy, argmax, x_shape, ph, pw, stride, pad)
 

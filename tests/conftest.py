@@ -10,6 +10,20 @@ import fastdl
 
 BACKENDS = fastdl.available_backends()
 
+# Tests run from an empty folder (below); a relative data path must keep working there.
+if os.environ.get("FASTDL_TEST_DATA"):
+    os.environ["FASTDL_TEST_DATA"] = str(Path(os.environ["FASTDL_TEST_DATA"]).resolve())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_outside_the_source_tree(tmp_path_factory):
+    """Work from an empty folder, so that ``python -c`` in a subprocess imports the installed
+    fastdl (with its compiled ``_cpp``) rather than the source tree in the current directory."""
+    old = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(old)
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

@@ -90,6 +90,8 @@ CONV_CASES = [
     (2, 5, 4, 9, 64, 1, 3, 2, 0, "readonly"),     # 64 filters, 1x3 kernel
     (5, 8, 10, 10, 6, 3, 3, 1, 1, "contiguous"),  # more samples than threads
     (3, 2, 6, 22, 4, 3, 3, 1, 1, "contiguous"),   # wide rows (the stride-1 fast path of fast backends)
+    (2, 0, 4, 4, 3, 3, 3, 1, 1, "contiguous"),    # no input channels
+    (2, 3, 4, 4, 0, 3, 3, 1, 0, "contiguous"),    # no filters
 ]
 CONV_IDS = [f"{c[0]}x{c[1]}x{c[2]}x{c[3]}-f{c[4]}k{c[5]}x{c[6]}s{c[7]}p{c[8]}-{c[9]}" for c in CONV_CASES]
 

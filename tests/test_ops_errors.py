@@ -118,10 +118,21 @@ def test_wrong_dy_shape():
 def test_pool_backward_argmax_checks():
     _, am = ops.maxpool2d_forward(X, 2, 2)
     dy = np.zeros(am.shape, np.float32)
-    with pytest.raises(ValueError, match="argmax must be int64"):
+    with pytest.raises(TypeError, match="argmax must be int64"):
         ops.maxpool2d_backward(dy, am.astype(np.int32), X.shape, 2, 2)
-    with pytest.raises(ValueError, match="argmax must be int64 of shape"):
+    with pytest.raises(ValueError, match=r"argmax must have shape \(2, 3, 3, 3\)"):
         ops.maxpool2d_backward(dy, am[:, :, :2], X.shape, 2, 2)
+
+
+@pytest.mark.parametrize("bad", [-1, 36, 10**12])
+def test_pool_backward_argmax_outside_the_plane(backend, bad):
+    """Every backend refuses an argmax that points outside the input plane (never a wrong dx)."""
+    _, am = ops.maxpool2d_forward(X, 2, 2)
+    am = am.copy()
+    am[1, 2, 0, 1] = bad
+    dy = np.ones(am.shape, np.float32)
+    with pytest.raises(ValueError, match="outside"):
+        ops.maxpool2d_backward(dy, am, X.shape, 2, 2)
 
 
 def test_col2im_shapes():

@@ -117,6 +117,8 @@ def maxpool2d_forward(x, ph, pw, stride, pad):
 def maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad):
     """Scatter dy (N, C, OH, OW) to the argmax cells; returns dx of shape x_shape."""
     N, C, H, W = x_shape
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= H * W):
+        raise ValueError(f"argmax holds an index outside the input plane [0, {H * W})")
     plane = (np.arange(N * C, dtype=np.int64) * (H * W)).reshape(N, C, 1, 1)
     dx = np.bincount((argmax + plane).ravel(), weights=dy.ravel().astype(np.float64),
                      minlength=N * C * H * W)
