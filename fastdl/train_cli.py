@@ -430,7 +430,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--epochs {epochs}: the run has already completed {state['epoch']}")
     print(f"training {model.name} on {data.name}: {len(data.x_train)} train, "
           f"{0 if data.x_val is None else len(data.x_val)} val, {len(data.x_test)} test; "
-          f"{opts['optimizer']} lr {opts['lr']}, batch {opts['batch_size']}, "
+          f"{opts['optimizer']} lr {opts['lr']}"
+          f"{'' if opts['lr_decay'] == 1 else ' x ' + str(opts['lr_decay']) + '/epoch'}, "
+          f"batch {opts['batch_size']}, "
           f"backend {state['backend']}, {state['threads']} threads", flush=True)
     finished = fit(model, optimizer, data, state, epochs, out)
     if not finished:
