@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +29,13 @@ from typing import Any, Mapping, Union
 
 import numpy as np
 
+from .io import atomic_write_bytes
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 MAGIC = b"FASTDLCK"
 VERSION = 1
 _HEADER = len(MAGIC) + 1 + 32
-_TMP_SUFFIX = ".tmp"
 
 
 class CheckpointError(ValueError):
@@ -67,66 +67,6 @@ def _encode(ckpt: Checkpoint) -> bytes:
     np.savez(buf, **arrays)
     body = buf.getvalue()
     return MAGIC + bytes([VERSION]) + hashlib.sha256(body).digest() + body
-
-
-def _tmp_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def _remove_stale_temps(path: Path) -> None:
-    """Delete temporary files left next to ``path`` by writers that died (not by live ones)."""
-    prefix = _tmp_prefix(path)
-    for p in path.parent.glob(prefix + "*" + _TMP_SUFFIX):
-        pid_part = p.name[len(prefix):].split(".", 1)[0]
-        if pid_part.isdigit() and int(pid_part) != os.getpid() and _pid_alive(int(pid_part)):
-            continue
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, flush, fsync,
-    ``os.replace``, fsync of the directory). On any error or interrupt the temp file is
-    removed and ``path`` keeps its previous content."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_tmp_prefix(path)}{os.getpid()}.",
-                               suffix=_TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(dfd)
 
 
 def save_checkpoint(path: PathLike, ckpt: Checkpoint) -> None:

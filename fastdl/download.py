@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
-from .checkpoint import atomic_write_bytes
+from .io import atomic_write_bytes
 from .datasets import read_idx
 
 PathLike = Union[str, "os.PathLike[str]"]

@@ -10,15 +10,17 @@ Every problem with a file raises :class:`WeightFileError` (a ``ValueError``).
 """
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import tempfile
 import zipfile
+from pathlib import Path
 from typing import Mapping, Union
 
 import numpy as np
 
-__all__ = ["WeightFileError", "save_params", "load_params_file", "load_book_params"]
+__all__ = ["WeightFileError", "atomic_write_bytes", "save_params", "load_params_file", "load_book_params"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -47,6 +49,69 @@ def _check_arrays(d: object, path: PathLike) -> dict[str, np.ndarray]:
     return d
 
 
+_TMP_SUFFIX = ".tmp"
+
+
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temporary files left next to ``path`` by writers that died (not by live ones)."""
+    prefix = _tmp_prefix(path)
+    for p in path.parent.glob(prefix + "*" + _TMP_SUFFIX):
+        pid_part = p.name[len(prefix):].split(".", 1)[0]
+        if pid_part.isdigit() and int(pid_part) != os.getpid() and _pid_alive(int(pid_part)):
+            continue
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory, flush, fsync,
+    ``os.replace``, fsync of the directory). On any error or interrupt the temp file is
+    removed and ``path`` keeps its previous content."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_tmp_prefix(path)}{os.getpid()}.",
+                               suffix=_TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dfd)
+
+
 def save_params(params: Mapping[str, np.ndarray], path: PathLike) -> None:
     """Write ``{name: array}`` to ``path`` as ``.npz`` (exactly that path; no pickle).
 
@@ -55,26 +120,9 @@ def save_params(params: Mapping[str, np.ndarray], path: PathLike) -> None:
     old file or the new one, never a partial one.
     """
     arrays = _check_arrays({k: np.asarray(v) for k, v in params.items()}, path)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    buf = io.BytesIO()
+    np.savez(buf, allow_pickle=False, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_params_file(path: PathLike) -> dict[str, np.ndarray]:

@@ -252,7 +252,7 @@ def _save(out: Path, model, optimizer, state: dict[str, Any]) -> None:
 
 def _write_results(out: Path, model, state: dict[str, Any], test_acc: Optional[float]) -> None:
     from . import plots
-    from .checkpoint import atomic_write_bytes
+    from .io import atomic_write_bytes
 
     hist = state["history"]
     doc = {"model": model.name, "model_config": model.config(), "options": state["options"],
@@ -527,7 +527,7 @@ def confusion_matrix(t: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from . import plots
-    from .checkpoint import atomic_write_bytes
+    from .io import atomic_write_bytes
 
     _setup_backend(args)
     model, source, default_out, run_dataset = _load_for_eval(args)
