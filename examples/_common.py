@@ -59,3 +59,34 @@ def subset(x: np.ndarray, t: np.ndarray, n: int, seed: int = 0):
 
 def saved(path: Path) -> None:
     print(f"wrote {path}")
+
+
+def overfitting_figure(args: argparse.Namespace, runs, epochs: int, filename: str) -> None:
+    """The book's overfitting setup, once per entry of ``runs``, as side-by-side learning curves.
+
+    ``runs`` is a list of ``(title, make_net)``; each network is trained with SGD (lr 0.01,
+    batch 100) on only 300 training images and evaluated on the test set every epoch.
+    """
+    from fastdl.plots import new_figure, save
+    from fastdl.trainer import Trainer
+
+    name, ((x, t), (xt, tt)) = load_images()
+    x, t = x[:300], t[:300]
+    n_test = 500 if args.quick else 10000
+    xt, tt = xt[:n_test], tt[:n_test]
+    fig = new_figure(5 * len(runs), 4)
+    for ax, (title, make_net) in zip(fig.subplots(1, len(runs), sharey=True), runs):
+        trainer = Trainer(make_net(), x, t, xt, tt, epochs=epochs, mini_batch_size=100,
+                          optimizer="sgd", optimizer_param={"lr": 0.01}, verbose=False, seed=args.seed)
+        trainer.train()
+        train_acc, test_acc = trainer.train_acc_list, trainer.test_acc_list
+        ax.plot(range(1, epochs + 1), train_acc, label="train")
+        ax.plot(range(1, epochs + 1), test_acc, label="test")
+        ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title=title)
+        ax.legend(loc="lower right")
+        print(f"{title}: train acc {train_acc[-1]:.3f}, test acc {test_acc[-1]:.3f}, "
+              f"gap {train_acc[-1] - test_acc[-1]:.3f}")
+    fig.suptitle(f"overfitting on 300 {name} images")
+    out = args.out / filename
+    save(fig, out)
+    saved(out)
