@@ -99,10 +99,28 @@ def test_concurrent_calls_from_python_threads_are_correct():
 
 
 def test_scipy_blas_is_kept_single_threaded_inside_kernels(restore_threads):
-    fastdl.set_num_threads(MAX_THREADS)  # this also raises every BLAS to MAX_THREADS
-    _conv_step(*_inputs())
     assert numba_jit._BLAS, "SciPy's BLAS was not found by threadpoolctl"
-    assert all(lib.num_threads == 1 for lib in numba_jit._BLAS)
+    fastdl.set_num_threads(MAX_THREADS)  # under the numpy backend: every BLAS to MAX_THREADS
+    for lib in numba_jit._BLAS:
+        lib.set_num_threads(MAX_THREADS)  # as a user's own threadpoolctl call would
+    with fastdl.use_backend("numba"):
+        _conv_step(*_inputs())
+        assert all(lib.num_threads == 1 for lib in numba_jit._BLAS)
+
+
+def test_blas_is_single_threaded_under_a_fast_backend(restore_threads):
+    """One pool at a time: the backend's own pool gets the threads, BLAS gets one."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    fastdl.set_num_threads(2)
+    with fastdl.use_backend("numpy"):
+        assert blas_threads() == {2}
+        with fastdl.use_backend("numba"):
+            assert blas_threads() == {1}
+        assert blas_threads() == {2}
 
 
 def test_backend_info():

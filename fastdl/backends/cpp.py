@@ -14,15 +14,6 @@ import os
 import numpy as np
 
 
-# Idle GNU OpenMP workers busy-wait after each parallel region (for milliseconds by
-# default), taking a core from BLAS, Numba or the Python code that runs next; on a busy
-# machine the next region then waits for a whole scheduler time slice.  Measured on the
-# 2-core development machine under load: (100,30,24,24) pooling on 2 threads took 12-20 ms
-# per call with the default spin, 0.6 ms with PASSIVE, which lets them sleep at once
-# (wake-up costs tens of microseconds; parallel regions here do far more work than that).
-# libgomp reads this when it loads.  The Numba backend sets the same default: its "omp"
-# threading layer uses the same libgomp, so both backends share one thread pool.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .. import _cpp  # noqa: E402 - ImportError propagates: fastdl.backend records why
 

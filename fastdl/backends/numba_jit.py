@@ -11,16 +11,21 @@ its own slice of the output:
   For stride 1 each im2col row is one contiguous slice of the padded image.
   The backward pass rebuilds the buffer from the saved input, accumulates
   ``dW`` per thread (reduced in a fixed order, so results repeat exactly for
-  a given thread count), computes ``dx`` (stride 1) as the convolution of
-  ``dy`` with the flipped filters, and skips ``dx`` when it is not needed;
+  a given thread count), computes ``dx`` as ``W.T @ dy`` followed by col2im,
+  and skips ``dx`` when it is not needed;
 * max pooling scans each window directly (a dedicated 2x2 / stride 2 / pad 0
-  loop) and its backward pass scatters ``dy`` through ``argmax``;
+  loop) and its backward pass scatters ``dy`` through ``argmax`` (for 2x2 /
+  stride 2 / pad 0 by writing every input cell once, without a zeroing pass);
 * softmax cross-entropy takes one row at a time, accumulating in float64.
+
+The hot loops index flat arrays (no per-row views), and large outputs are
+allocated by NumPy before the call (NumPy asks for huge pages, which halves
+the page-fault cost of a fresh 10-50 MB array compared with Numba's allocator).
 
 Matrix products call BLAS through SciPy (how Numba reaches BLAS); that BLAS
 is kept at one thread so that only Numba's thread pool is busy inside a
 parallel loop, and idle OpenMP threads sleep instead of spinning
-(``OMP_WAIT_POLICY=PASSIVE`` unless already set).  ``fastmath`` is limited
+(``OMP_WAIT_POLICY=PASSIVE``, set by :mod:`fastdl.backend` at import).  ``fastmath`` is limited
 to flags that keep inf/NaN semantics.  Compiled code is cached on disk
 (``cache=True``): next to this file when the package directory is writable,
 otherwise in Numba's per-user cache directory; ``NUMBA_CACHE_DIR`` overrides
@@ -31,12 +36,6 @@ modified and each kernel compiles once per dtype.
 from __future__ import annotations
 
 import os
-
-# Idle OpenMP threads spin-wait by default and steal a core from whatever runs
-# next (the next kernel, or the NumPy code between kernels): measured here as
-# a 3x slowdown of single-threaded work.  Make them sleep instead.  libgomp
-# reads this when it is loaded, which Numba does at its first parallel call.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
@@ -140,35 +139,47 @@ def _out(size: int, k: int, stride: int, pad: int) -> int:
 
 # --------------------------------------------------------------------------- per-sample helpers
 
+# Offsets are cast to unsigned where they cannot be negative: Numba then skips
+# its negative-index wraparound test, which otherwise costs more than a copy.
+# (uint64 mixed with int64 would give float64, hence the explicit casts.)
+
 @_serial
-def _pad_into(x, ph, pw, xp):
-    """Copy x (C, H, W) into the middle of xp (C, H + 2*ph, W + 2*pw), zero border."""
-    C, H, W = x.shape
-    Hp, Wp = xp.shape[1], xp.shape[2]
+def _pad_into(x, n, ph, pw, xflat):
+    """Copy sample x[n] (C, H, W) into the flat padded buffer xflat (C*Hp*Wp + spare),
+    zero border (the spare tail is left alone and stays zero)."""
+    C, H, W = x.shape[1:]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    xf = x.reshape(x.size)
+    src0 = n * C * H * W
     for c in range(C):
         for iy in range(Hp):
-            row = xp[c, iy]
+            d = np.uint64((c * Hp + iy) * Wp)
             if iy < ph or iy >= ph + H:
-                row[:] = 0
+                for ix in range(Wp):
+                    xflat[d + np.uint64(ix)] = 0
                 continue
-            src = x[c, iy - ph]
+            sr = np.uint64(src0 + (c * H + iy - ph) * W)
             for ix in range(pw):
-                row[ix] = 0
+                xflat[d + np.uint64(ix)] = 0
+            d += np.uint64(pw)
             for ix in range(W):
-                row[pw + ix] = src[ix]
-            for ix in range(pw + W, Wp):
-                row[ix] = 0
+                xflat[d + np.uint64(ix)] = xf[sr + np.uint64(ix)]
+            for ix in range(W, Wp - pw):
+                xflat[d + np.uint64(ix)] = 0
 
 
 @_serial
-def _crop_from(xp, pad, x):
-    """x (C, H, W) = the middle of xp (C, H + 2*pad, W + 2*pad)."""
-    C, H, W = x.shape
+def _crop_from(xflat, Hp, Wp, pad, x, n):
+    """x[n] (C, H, W) = the middle of the flat padded buffer xflat (C*Hp*Wp)."""
+    C, H, W = x.shape[1:]
+    xf = x.reshape(x.size)
+    d0 = n * C * H * W
     for c in range(C):
         for iy in range(H):
-            src, dst = xp[c, iy + pad], x[c, iy]
+            sr = np.uint64((c * Hp + iy + pad) * Wp + pad)
+            d = np.uint64(d0 + (c * H + iy) * W)
             for ix in range(W):
-                dst[ix] = src[pad + ix]
+                xf[d + np.uint64(ix)] = xflat[sr + np.uint64(ix)]
 
 
 # The convolution's own im2col is (K, Q*OH) per sample: rows (c, ky, kx), and
@@ -180,112 +191,164 @@ def _crop_from(xp, pad, x):
 @_serial
 def _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, Q, col, off):
     """Flattened padded sample xflat (C*Hp*Wp + kw) -> col[:, off:off + OH*Q] (see above)."""
+    ncol = col.shape[1]
+    cf = col.reshape(col.size)
     for c in range(C):
         for ky in range(kh):
             for kx in range(kw):
-                dst = col[(c * kh + ky) * kw + kx]
-                src0 = (c * Hp + ky) * Wp + kx
+                d0 = ((c * kh + ky) * kw + kx) * ncol + off
+                s0 = (c * Hp + ky) * Wp + kx
                 if Q == Wp and stride == 1:
+                    du, su = np.uint64(d0), np.uint64(s0)
                     for q in range(OH * Q):
-                        dst[off + q] = xflat[src0 + q]
+                        cf[du + np.uint64(q)] = xflat[su + np.uint64(q)]
                     for oy in range(OH):
                         for ox in range(OW, Q):
-                            dst[off + oy * Q + ox] = 0
+                            cf[np.uint64(d0 + oy * Q + ox)] = 0
                 else:
                     for oy in range(OH):
-                        s0, base = src0 + oy * stride * Wp, off + oy * Q
+                        su = np.uint64(s0 + oy * stride * Wp)
+                        du = np.uint64(d0 + oy * Q)
                         for ox in range(OW):
-                            dst[base + ox] = xflat[s0 + ox * stride]
+                            cf[du + np.uint64(ox)] = xflat[su + np.uint64(ox * stride)]
 
 
 @_serial
 def _col2im_kq(col, off, C, Hp, Wp, kh, kw, stride, OH, OW, Q, xflat):
     """Add col[:, off:off + OH*Q] into the flattened padded sample (padding columns must be 0)."""
+    ncol = col.shape[1]
+    cf = col.reshape(col.size)
     for c in range(C):
         for ky in range(kh):
             for kx in range(kw):
-                src = col[(c * kh + ky) * kw + kx]
-                dst0 = (c * Hp + ky) * Wp + kx
+                s0 = ((c * kh + ky) * kw + kx) * ncol + off
+                d0 = (c * Hp + ky) * Wp + kx
                 if Q == Wp and stride == 1:
+                    du, su = np.uint64(d0), np.uint64(s0)
                     for q in range(OH * Q):
-                        xflat[dst0 + q] += src[off + q]
+                        xflat[du + np.uint64(q)] += cf[su + np.uint64(q)]
                 else:
                     for oy in range(OH):
-                        d0, base = dst0 + oy * stride * Wp, off + oy * Q
+                        du = np.uint64(d0 + oy * stride * Wp)
+                        su = np.uint64(s0 + oy * Q)
                         for ox in range(OW):
-                            xflat[d0 + ox * stride] += src[base + ox]
-
-
-@_serial
-def _im2col_pk(xp, kh, kw, stride, OH, OW, out):
-    """Padded sample xp (C, Hp, Wp) -> out (OH*OW, C*kh*kw): rows (oy, ox), columns (c, ky, kx)."""
-    C = xp.shape[0]
-    for oy in range(OH):
-        for ox in range(OW):
-            dst = out[oy * OW + ox]
-            for c in range(C):
-                for ky in range(kh):
-                    src = xp[c, oy * stride + ky]
-                    r = (c * kh + ky) * kw
-                    x0 = ox * stride
-                    for kx in range(kw):
-                        dst[r + kx] = src[x0 + kx]
-
-
-@_serial
-def _col2im_pk(col, kh, kw, stride, OH, OW, xp):
-    """Add col (OH*OW, C*kh*kw) into the padded sample xp (C, Hp, Wp)."""
-    C = xp.shape[0]
-    for oy in range(OH):
-        for ox in range(OW):
-            src = col[oy * OW + ox]
-            for c in range(C):
-                for ky in range(kh):
-                    dst = xp[c, oy * stride + ky]
-                    r = (c * kh + ky) * kw
-                    x0 = ox * stride
-                    for kx in range(kw):
-                        dst[x0 + kx] += src[r + kx]
+                            xflat[du + np.uint64(ox * stride)] += cf[su + np.uint64(ox)]
 
 
 # --------------------------------------------------------------------------- im2col / col2im
 
+# Flat indexing throughout (no per-row views in the hot loops).  For each output
+# row oy and input row (c, ky), the columns ox in [oxa, oxb) read only real
+# cells (no bounds test); the few border columns test each tap.
+
+@_serial
+def _interior(W, kw, stride, pad, OW):
+    """[oxa, oxb): the output columns whose kw taps all fall inside 0..W-1."""
+    oxa = min((pad + stride - 1) // stride, OW)
+    oxb = max(min((W - kw + pad) // stride + 1, OW), oxa)
+    return oxa, oxb
+
+
 @_parallel
-def _im2col(x, kh, kw, stride, pad, OH, OW):
+def _im2col(x, kh, kw, stride, pad, OH, OW, out):
+    """out (N*OH*OW*K,) = the im2col rows of x, written in order."""
     N, C, H, W = x.shape
     K, P = C * kh * kw, OH * OW
-    out = np.empty((N * P, K), x.dtype)
+    xf = x.reshape(N * C * H * W)
+    oxa, oxb = _interior(W, kw, stride, pad, OW)
+    one, two = np.uint64(1), np.uint64(2)
     for n in prange(N):
-        xp = np.empty((C, H + 2 * pad, W + 2 * pad), x.dtype)
-        _pad_into(x[n], pad, pad, xp)
-        _im2col_pk(xp, kh, kw, stride, OH, OW, out[n * P:(n + 1) * P])
-    return out
+        for oy in range(OH):
+            y0 = oy * stride - pad
+            rows_inside = y0 >= 0 and y0 + kh <= H
+            for ox in range(OW):
+                o = np.uint64((n * P + oy * OW + ox) * K)
+                x0 = ox * stride - pad
+                if rows_inside and oxa <= ox < oxb:  # interior: no tests
+                    for c in range(C):
+                        s = np.uint64(((n * C + c) * H + y0) * W + x0)
+                        for ky in range(kh):
+                            if kw == 3:  # the common kernel, unrolled
+                                out[o] = xf[s]
+                                out[o + one] = xf[s + one]
+                                out[o + two] = xf[s + two]
+                            else:
+                                for kx in range(kw):
+                                    out[o + np.uint64(kx)] = xf[s + np.uint64(kx)]
+                            o += np.uint64(kw)
+                            s += np.uint64(W)
+                    continue
+                for c in range(C):
+                    for ky in range(kh):
+                        iy = y0 + ky
+                        s0 = ((n * C + c) * H + iy) * W
+                        for kx in range(kw):
+                            ix = x0 + kx
+                            ok = 0 <= iy < H and 0 <= ix < W
+                            out[o + np.uint64(kx)] = xf[s0 + ix] if ok else 0
+                        o += np.uint64(kw)
 
 
 @_parallel
-def _col2im(col, N, C, H, W, kh, kw, stride, pad, OH, OW):
-    P = OH * OW
-    x = np.empty((N, C, H, W), col.dtype)
+def _col2im(col, N, C, H, W, kh, kw, stride, pad, OH, OW, x):
+    """x (N*C*H*W,) = the adjoint of im2col: col rows read in order, overlaps summed."""
+    K, P = C * kh * kw, OH * OW
+    cf = col.reshape(col.size)
+    oxa, oxb = _interior(W, kw, stride, pad, OW)
+    one, two = np.uint64(1), np.uint64(2)
     for n in prange(N):
-        xp = np.zeros((C, H + 2 * pad, W + 2 * pad), col.dtype)
-        _col2im_pk(col[n * P:(n + 1) * P], kh, kw, stride, OH, OW, xp)
-        _crop_from(xp, pad, x[n])
-    return x
+        for i in range(n * C * H * W, (n + 1) * C * H * W):
+            x[i] = 0
+        for oy in range(OH):
+            y0 = oy * stride - pad
+            rows_inside = y0 >= 0 and y0 + kh <= H
+            for ox in range(OW):
+                o = np.uint64((n * P + oy * OW + ox) * K)
+                x0 = ox * stride - pad
+                if rows_inside and oxa <= ox < oxb:  # interior: no tests
+                    for c in range(C):
+                        d = np.uint64(((n * C + c) * H + y0) * W + x0)
+                        for ky in range(kh):
+                            if kw == 3:
+                                x[d] += cf[o]
+                                x[d + one] += cf[o + one]
+                                x[d + two] += cf[o + two]
+                            else:
+                                for kx in range(kw):
+                                    x[d + np.uint64(kx)] += cf[o + np.uint64(kx)]
+                            o += np.uint64(kw)
+                            d += np.uint64(W)
+                    continue
+                for c in range(C):
+                    for ky in range(kh):
+                        iy = y0 + ky
+                        d0 = ((n * C + c) * H + iy) * W
+                        if 0 <= iy < H:
+                            for kx in range(kw):
+                                ix = x0 + kx
+                                if 0 <= ix < W:
+                                    x[d0 + ix] += cf[o + np.uint64(kx)]
+                        o += np.uint64(kw)
 
 
 def im2col(x, kh, kw, stride, pad):
     """(N, C, H, W) -> col (N*OH*OW, C*kh*kw); rows ordered (n, oy, ox), columns (c, ky, kx)."""
     _enter()
-    H, W = x.shape[2:]
-    return _im2col(_ro(x), kh, kw, stride, pad, _out(H, kh, stride, pad), _out(W, kw, stride, pad))
+    N, C, H, W = x.shape
+    OH, OW = _out(H, kh, stride, pad), _out(W, kw, stride, pad)
+    out = np.empty((N * OH * OW, C * kh * kw), x.dtype)
+    _im2col(_ro(x), kh, kw, stride, pad, OH, OW, out.reshape(-1))
+    return out
 
 
 def col2im(col, x_shape, kh, kw, stride, pad):
     """Adjoint of :func:`im2col`: col (N*OH*OW, C*kh*kw) -> x (N, C, H, W), overlaps summed."""
     _enter()
     N, C, H, W = x_shape
-    return _col2im(_ro(col), N, C, H, W, kh, kw, stride, pad,
-                   _out(H, kh, stride, pad), _out(W, kw, stride, pad))
+    x = np.empty(x_shape, col.dtype)
+    _col2im(_ro(col), N, C, H, W, kh, kw, stride, pad,
+            _out(H, kh, stride, pad), _out(W, kw, stride, pad), x.reshape(-1))
+    return x
 
 
 # --------------------------------------------------------------------------- convolution
@@ -307,11 +370,11 @@ def _group(K: int, P: int, itemsize: int) -> int:
 def _conv_fwd_range(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, lo, hi, y):
     """y[lo:hi] = conv(x[lo:hi]) + b (padding ph rows, pw columns), G samples per GEMM."""
     C, H, W = x.shape[1:]
+    yf = y.reshape(y.size)
     Hp, Wp = H + 2 * ph, W + 2 * pw
     FN, K = W2.shape
     L = OH * Q
     xflat = np.zeros(C * Hp * Wp + kw, x.dtype)  # kw spare zeros: the last stride-1 slice overruns
-    xp = xflat[:C * Hp * Wp].reshape((C, Hp, Wp))
     col = np.empty((K, G * L), x.dtype)
     out = np.empty((FN, G * L), x.dtype)
     for n0 in range(lo, hi, G):
@@ -320,26 +383,25 @@ def _conv_fwd_range(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, lo, hi, y):
             col = np.empty((K, g * L), x.dtype)
             out = np.empty((FN, g * L), x.dtype)
         for j in range(g):
-            _pad_into(x[n0 + j], ph, pw, xp)
+            _pad_into(x, n0 + j, ph, pw, xflat)
             _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, Q, col, j * L)
         np.dot(W2, col, out)
+        of = out.reshape(out.size)
         for j in range(g):
             for f in range(FN):
-                bf, src, dst = b[f], out[f], y[n0 + j, f]
+                bf = b[f]
                 for oy in range(OH):
-                    row = dst[oy]
-                    base = j * L + oy * Q
+                    s = np.uint64(f * g * L + j * L + oy * Q)
+                    d = np.uint64((((n0 + j) * FN + f) * OH + oy) * OW)
                     for ox in range(OW):
-                        row[ox] = src[base + ox] + bf
+                        yf[d + np.uint64(ox)] = of[s + np.uint64(ox)] + bf
 
 
 @_parallel
-def _conv_fwd(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, chunks):
+def _conv_fwd(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, chunks, y):
     N = x.shape[0]
-    y = np.empty((N, W2.shape[0], OH, OW), x.dtype)
     for t in prange(chunks):
         _conv_fwd_range(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, t * N // chunks, (t + 1) * N // chunks, y)
-    return y
 
 
 @_serial
@@ -352,7 +414,7 @@ def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, lo, hi, dx, dW, d
     OH, OW = dy.shape[2], dy.shape[3]
     L = OH * Q
     xflat = np.zeros(C * Hp * Wp + kw, dy.dtype)
-    xp = xflat[:C * Hp * Wp].reshape((C, Hp, Wp))
+    dyf = dy.reshape(dy.size)
     col = np.empty((K, G * L), dy.dtype)
     dcol = np.empty((K, G * L), dy.dtype)
     dyg = np.zeros((FN, G * L), dy.dtype)  # padding columns stay 0
@@ -363,19 +425,19 @@ def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, lo, hi, dx, dW, d
             col = np.empty((K, g * L), dy.dtype)
             dcol = np.empty((K, g * L), dy.dtype)
             dyg = np.zeros((FN, g * L), dy.dtype)
+        dgf = dyg.reshape(dyg.size)
         for j in range(g):
             for f in range(FN):
-                src, dst = dy[n0 + j, f], dyg[f]
                 s = 0.0
                 for oy in range(OH):
-                    row = src[oy]
-                    base = j * L + oy * Q
+                    sr = np.uint64((((n0 + j) * FN + f) * OH + oy) * OW)
+                    d = np.uint64(f * g * L + j * L + oy * Q)
                     for ox in range(OW):
-                        v = row[ox]
-                        dst[base + ox] = v
+                        v = dyf[sr + np.uint64(ox)]
+                        dgf[d + np.uint64(ox)] = v
                         s += v
                 db[f] += s
-            _pad_into(x[n0 + j], pad, pad, xp)
+            _pad_into(x, n0 + j, pad, pad, xflat)
             _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, Q, col, j * L)
         np.dot(dyg, col.T, tmp)
         dW += tmp
@@ -390,20 +452,19 @@ def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, lo, hi, dx, dW, d
             for j in range(g):
                 xflat[:] = 0
                 _col2im_kq(dcol, j * L, C, Hp, Wp, kh, kw, stride, OH, OW, Q, xflat)
-                _crop_from(xp, pad, dx[n0 + j])
+                _crop_from(xflat, Hp, Wp, pad, dx, n0 + j)
 
 
 @_parallel
-def _conv_bwd(dy, x, W2, W2T, kh, kw, stride, pad, need_dx, Q, G, chunks):
-    N, C, H, Wd = x.shape
+def _conv_bwd(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, chunks, dx):
+    N = x.shape[0]
     FN, K = W2.shape
     dW_parts = np.zeros((chunks, FN, K), dy.dtype)
     db_parts = np.zeros((chunks, FN), np.float64)
-    dx = np.empty((N if need_dx else 0, C, H, Wd), dy.dtype)
     for t in prange(chunks):
         _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, t * N // chunks, (t + 1) * N // chunks,
                         dx, dW_parts[t], db_parts[t])
-    return dx, dW_parts, db_parts
+    return dW_parts, db_parts
 
 
 def _row_width(Wd: int, OW: int, stride: int, pad: int) -> int:
@@ -429,37 +490,29 @@ def conv2d_forward(x, W, b, stride, pad):
     Q = _row_width(Wd, OW, stride, pad)
     G = _group(K, OH * Q, x.itemsize)
     x, W2 = _ro(x), _ro(W.reshape(FN, K))
-    y = _conv_fwd(x, W2, _ro(b), kh, kw, stride, pad, pad, OH, OW, Q, G, max(1, min(N, threads)))
+    y = np.empty((N, FN, OH, OW), x.dtype)  # NumPy's allocator: huge pages, fewer page faults
+    _conv_fwd(x, W2, _ro(b), kh, kw, stride, pad, pad, OH, OW, Q, G, max(1, min(N, threads)), y)
     return y, (x, W2, W.shape, stride, pad)
 
 
 def conv2d_backward(dy, ctx, need_dx):
     """dy (N, FN, OH, OW) -> (dx (N, C, H, W) or None, dW (FN, C, kh, kw), db (FN,)).
 
-    For stride 1 (and pad < kernel), dx is the convolution of dy, padded by
-    ``k - 1 - pad``, with the flipped, transposed filters: it runs through the
-    forward kernel (one large GEMM per sample) instead of GEMM + col2im.
+    dx is ``W2.T @ dy`` per group of samples, added back into the image by
+    col2im (measured faster here than convolving dy with the flipped filters,
+    which needs an im2col of FN*kh*kw rows instead of C*kh*kw).
     """
     x, W2, w_shape, stride, pad = ctx
     FN, C, kh, kw = w_shape
     threads = _enter(uses_blas=True)
-    N = x.shape[0]
+    N, _, H, Wd = x.shape
     chunks = max(1, min(N, threads))
-    OH, OW = dy.shape[2:]
-    dy = _ro(dy)
-    dx_by_conv = need_dx and stride == 1 and pad < min(kh, kw)
-    Q = _row_width(x.shape[3], OW, stride, pad)
-    G = _group(C * kh * kw, OH * Q, dy.itemsize)
+    OW = dy.shape[3]
+    Q = _row_width(Wd, OW, stride, pad)
+    G = _group(C * kh * kw, dy.shape[2] * Q, dy.itemsize)
     W2T = _ro(np.ascontiguousarray(W2.T))
-    dx, dW, db = _conv_bwd(dy, x, W2, W2T, kh, kw, stride, pad, need_dx and not dx_by_conv, Q, G, chunks)
-    if dx_by_conv:
-        ph, pw = kh - 1 - pad, kw - 1 - pad
-        Wf = np.ascontiguousarray(W2.reshape(w_shape)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        H, Wd = x.shape[2:]
-        Qx = _row_width(OW, Wd, 1, pw)
-        Gx = _group(FN * kh * kw, H * Qx, dy.itemsize)
-        dx = _conv_fwd(dy, _ro(Wf.reshape(C, FN * kh * kw)), _ro(np.zeros(C, dy.dtype)), kh, kw, 1, ph, pw,
-                       H, Wd, Qx, Gx, chunks)
+    dx = np.empty((N if need_dx else 0, C, H, Wd), dy.dtype)  # NumPy's allocator: fewer page faults
+    dW, db = _conv_bwd(_ro(dy), x, W2, W2T, kh, kw, stride, pad, Q, G, chunks, dx)
     # Per-thread partial sums, reduced in chunk order: repeatable for a given thread count.
     return (dx if need_dx else None), dW.sum(axis=0).reshape(w_shape), db.sum(axis=0).astype(dy.dtype)
 
@@ -493,70 +546,94 @@ def _pool_plane(xp, ph, pw, stride, pad, yp, ap):
             ap[oy, ox] = bi
 
 
-@_serial
-def _pool_rows_2x2(r0, r1, base, W, yr, ar):
-    """One output row of the 2x2 / stride 2 / pad 0 pooling from input rows r0, r1."""
-    for ox in range(yr.shape[0]):
-        best = r1[2 * ox + 1]
-        k = W + 1
-        v = r1[2 * ox]
-        m = (v >= best) | (v != v)
-        best = v if m else best
-        k = W if m else k
-        v = r0[2 * ox + 1]
-        m = (v >= best) | (v != v)
-        best = v if m else best
-        k = 1 if m else k
-        v = r0[2 * ox]
-        m = (v >= best) | (v != v)
-        best = v if m else best
-        k = 0 if m else k
-        yr[ox] = best
-        ar[ox] = base + 2 * ox + k
-
-
 @_parallel
-def _pool_fwd(x, ph, pw, stride, pad, OH, OW):
-    N, C, H, W = x.shape
-    y = np.empty((N, C, OH, OW), x.dtype)
-    am = np.empty((N, C, OH, OW), np.int64)
+def _pool_fwd(x, ph, pw, stride, pad, y, am):
+    N, C = x.shape[:2]
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         _pool_plane(x[n, c], ph, pw, stride, pad, y[n, c], am[n, c])
-    return y, am
 
 
 @_parallel
-def _pool_fwd_2x2(x, OH, OW):
+def _pool_fwd_2x2(x, OH, OW, y, am):
+    """2x2 / stride 2 / pad 0 on flat planes; y, am flat (N*C*OH*OW,)."""
     N, C, H, W = x.shape
-    y = np.empty((N, C, OH, OW), x.dtype)
-    am = np.empty((N, C, OH, OW), np.int64)
+    HW, OHW = H * W, OH * OW
+    xf = x.reshape(N * C * HW)
+    one, Wu = np.uint64(1), np.uint64(W)
     for nc in prange(N * C):
-        n, c = nc // C, nc % C
-        xp, yp, ap = x[n, c], y[n, c], am[n, c]
         for oy in range(OH):
-            _pool_rows_2x2(xp[2 * oy], xp[2 * oy + 1], 2 * oy * W, W, yp[oy], ap[oy])
-    return y, am
+            o0 = np.uint64(nc * OHW + oy * OW)
+            base = 2 * oy * W
+            r0 = np.uint64(nc * HW + base)
+            for ox in range(OW):
+                i = r0 + np.uint64(2 * ox)
+                best = xf[i + Wu + one]
+                k = W + 1
+                v = xf[i + Wu]
+                m = (v >= best) | (v != v)
+                best = v if m else best
+                k = W if m else k
+                v = xf[i + one]
+                m = (v >= best) | (v != v)
+                best = v if m else best
+                k = 1 if m else k
+                v = xf[i]
+                m = (v >= best) | (v != v)
+                best = v if m else best
+                k = 0 if m else k
+                o = o0 + np.uint64(ox)
+                y[o] = best
+                am[o] = base + 2 * ox + k
 
 
 @_parallel
-def _pool_bwd(dy, am, HW):
+def _pool_bwd(dy, am, H, W, direct, dx):
+    """dx (N*C*H*W,) = dy scattered to the argmax cells; returns the number of bad entries.
+
+    ``direct`` (2x2 / stride 2 / pad 0): each 2x2 block is written once from its
+    own output cell; a plane whose argmax leaves its windows is redone by the
+    general zero-and-scatter loop."""
     N, C, OH, OW = dy.shape
-    NC, OHW = N * C, OH * OW
+    NC, OHW, HW = N * C, OH * OW, H * W
     g, a = dy.reshape(NC * OHW), am.reshape(NC * OHW)
-    dx = np.empty(NC * HW, dy.dtype)
-    bad = 0
+    bad = np.zeros(NC, np.int64)
+    zero = np.zeros(1, dx.dtype)[0]
+    Wu = np.uint64(W)
     for nc in prange(NC):
         base = nc * HW
-        for i in range(base, base + HW):
-            dx[i] = 0
-        for o in range(nc * OHW, (nc + 1) * OHW):
-            i = a[o]
-            if 0 <= i < HW:
-                dx[base + i] += g[o]
-            else:
-                bad += 1
-    return dx, bad
+        miss = not direct
+        if direct:
+            nmiss = 0
+            for oy in range(OH):
+                o0 = nc * OHW + oy * OW
+                r0 = 2 * oy * W
+                i0 = np.uint64(base + r0)
+                for ix in range(2 * OW):  # the two input rows, each written in order
+                    o = np.uint64(o0 + (ix >> 1))
+                    k = a[o] - r0 - (ix & ~1)
+                    v = g[o]
+                    dx[i0 + np.uint64(ix)] = v if k == (ix & 1) else zero
+                    dx[i0 + Wu + np.uint64(ix)] = v if k == W + (ix & 1) else zero
+                for ox in range(OW):
+                    k = a[o0 + ox] - r0 - 2 * ox
+                    nmiss += (k != 0) & (k != 1) & (k != W) & (k != W + 1)
+            miss = nmiss > 0
+            if W > 2 * OW:  # odd width: the last column gets nothing
+                for iy in range(2 * OH):
+                    dx[base + iy * W + W - 1] = 0
+            for i in range(base + 2 * OH * W, base + HW):  # odd height: the last row
+                dx[i] = 0
+        if miss:
+            for i in range(base, base + HW):
+                dx[i] = 0
+            for o in range(nc * OHW, (nc + 1) * OHW):
+                i = a[o]
+                if 0 <= i < HW:
+                    dx[base + i] += g[o]
+                else:
+                    bad[nc] += 1
+    return bad.sum()
 
 
 def maxpool2d_forward(x, ph, pw, stride, pad):
@@ -565,14 +642,19 @@ def maxpool2d_forward(x, ph, pw, stride, pad):
     Padding acts as -inf, ties go to the first maximum in row-major window
     order, the first NaN of a window wins; ``argmax`` is ``iy * W + ix``.
     """
-    H, W = x.shape[2:]
+    N, C, H, W = x.shape
     if H == 0 or W == 0:
         return NotImplemented  # windows made of padding only: the reference handles it
     _enter()
     OH, OW = _out(H, ph, stride, pad), _out(W, pw, stride, pad)
+    # Outputs come from NumPy's allocator (huge pages for large arrays): fewer page faults.
+    y = np.empty((N, C, OH, OW), x.dtype)
+    am = np.empty((N, C, OH, OW), np.int64)
     if ph == pw == stride == 2 and pad == 0:
-        return _pool_fwd_2x2(_ro(x), OH, OW)
-    return _pool_fwd(_ro(x), ph, pw, stride, pad, OH, OW)
+        _pool_fwd_2x2(_ro(x), OH, OW, y.reshape(-1), am.reshape(-1))
+    else:
+        _pool_fwd(_ro(x), ph, pw, stride, pad, y, am)
+    return y, am
 
 
 def maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad):
@@ -581,14 +663,16 @@ def maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad):
     Raises:
         ValueError: ``argmax`` points outside the input plane.
     """
-    if x_shape[2] == 0 or x_shape[3] == 0:
+    H, W = x_shape[2:]
+    if H == 0 or W == 0:
         return NotImplemented  # no input cells to route to: the reference decides
     _enter()
-    HW = x_shape[2] * x_shape[3]
-    dx, bad = _pool_bwd(_ro(dy), _ro(argmax), HW)
+    dx = np.empty(x_shape, dy.dtype)
+    direct = ph == pw == stride == 2 and pad == 0
+    bad = _pool_bwd(_ro(dy), _ro(argmax), H, W, direct, dx.reshape(-1))
     if bad:
-        raise ValueError(f"argmax has {bad} entries outside [0, {HW})")
-    return dx.reshape(x_shape)
+        raise ValueError(f"argmax has {bad} entries outside [0, {H * W})")
+    return dx
 
 
 # --------------------------------------------------------------------------- softmax cross-entropy
