@@ -13,12 +13,17 @@ its own slice of the output:
   ``dW`` per thread (reduced in a fixed order, so results repeat exactly for
   a given thread count), computes ``dx`` as ``W.T @ dy`` followed by col2im,
   and skips ``dx`` when it is not needed;
+* im2col / col2im copy each sample into a zero-bordered padded buffer and
+  move runs of kw cells from or to it, with no bounds tests;
 * max pooling scans each window directly (a dedicated 2x2 / stride 2 / pad 0
-  loop) and its backward pass scatters ``dy`` through ``argmax`` (for 2x2 /
-  stride 2 / pad 0 by writing every input cell once, without a zeroing pass);
+  loop) and its backward pass zeroes each input plane and scatters ``dy``
+  through ``argmax`` while the plane is in L1;
 * softmax cross-entropy takes one row at a time, accumulating in float64.
 
-The hot loops index flat arrays (no per-row views), and large outputs are
+Inside ``prange`` the work goes to serial helpers on slices or flat arrays
+indexed with unsigned offsets: there Numba cannot prove an index
+non-negative, and its negative-index wraparound test keeps LLVM from
+vectorising (a plain zero-fill ran 3x slower).  Large outputs are
 allocated by NumPy before the call (NumPy asks for huge pages, which halves
 the page-fault cost of a fresh 10-50 MB array compared with Numba's allocator).
 
@@ -237,117 +242,127 @@ def _col2im_kq(col, off, C, Hp, Wp, kh, kw, stride, OH, OW, Q, xflat):
 
 # --------------------------------------------------------------------------- im2col / col2im
 
-# Flat indexing throughout (no per-row views in the hot loops).  For each output
-# row oy and input row (c, ky), the columns ox in [oxa, oxb) read only real
-# cells (no bounds test); the few border columns test each tap.
+# One sample at a time: copied into a zero-bordered padded buffer (C, Hp, Wp),
+# then every im2col row (oy, ox) is C*kh runs of kw consecutive cells of that
+# buffer: no bounds tests in the copy.  Work inside ``prange`` goes to serial
+# helpers on slices: there Numba cannot tell that an index is non-negative, and
+# its wraparound test stops LLVM from vectorising (3-4x slower loops).
 
 @_serial
-def _interior(W, kw, stride, pad, OW):
-    """[oxa, oxb): the output columns whose kw taps all fall inside 0..W-1."""
-    oxa = min((pad + stride - 1) // stride, OW)
-    oxb = max(min((W - kw + pad) // stride + 1, OW), oxa)
-    return oxa, oxb
+def _pad_sample(xs, C, H, W, pad, xp):
+    """Copy one sample xs (C*H*W,) into the middle of the padded buffer xp (C*Hp*Wp,);
+    the border of xp is left as it is (zero)."""
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    for c in range(C):
+        for iy in range(H):
+            s = np.uint64((c * H + iy) * W)
+            d = np.uint64((c * Hp + iy + pad) * Wp + pad)
+            for ix in range(W):
+                xp[d + np.uint64(ix)] = xs[s + np.uint64(ix)]
 
 
-@_parallel
-def _im2col(x, kh, kw, stride, pad, OH, OW, out):
-    """out (N*OH*OW*K,) = the im2col rows of x, written in order."""
-    N, C, H, W = x.shape
-    K, P = C * kh * kw, OH * OW
-    xf = x.reshape(N * C * H * W)
-    oxa, oxb = _interior(W, kw, stride, pad, OW)
-    one, two = np.uint64(1), np.uint64(2)
-    for n in prange(N):
-        for oy in range(OH):
-            y0 = oy * stride - pad
-            rows_inside = y0 >= 0 and y0 + kh <= H
-            for ox in range(OW):
-                o = np.uint64((n * P + oy * OW + ox) * K)
-                x0 = ox * stride - pad
-                if rows_inside and oxa <= ox < oxb:  # interior: no tests
-                    for c in range(C):
-                        s = np.uint64(((n * C + c) * H + y0) * W + x0)
-                        for ky in range(kh):
-                            if kw == 3:  # the common kernel, unrolled
-                                out[o] = xf[s]
-                                out[o + one] = xf[s + one]
-                                out[o + two] = xf[s + two]
-                            else:
-                                for kx in range(kw):
-                                    out[o + np.uint64(kx)] = xf[s + np.uint64(kx)]
-                            o += np.uint64(kw)
-                            s += np.uint64(W)
-                    continue
-                for c in range(C):
-                    for ky in range(kh):
-                        iy = y0 + ky
-                        s0 = ((n * C + c) * H + iy) * W
+@_serial
+def _crop_sample(xp, C, H, W, pad, xs):
+    """xs (C*H*W,) = the middle of the padded buffer xp (C*Hp*Wp,)."""
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    for c in range(C):
+        for iy in range(H):
+            s = np.uint64((c * Hp + iy + pad) * Wp + pad)
+            d = np.uint64((c * H + iy) * W)
+            for ix in range(W):
+                xs[d + np.uint64(ix)] = xp[s + np.uint64(ix)]
+
+
+@_serial
+def _rows_from_padded(xp, C, Hp, Wp, kh, kw, stride, OH, OW, out):
+    """out (OH*OW*C*kh*kw,) = the im2col rows of one padded sample xp (C*Hp*Wp,)."""
+    o = np.uint64(0)
+    one, two, three, four = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+    Wu = np.uint64(Wp)
+    for oy in range(OH):
+        for ox in range(OW):
+            for c in range(C):
+                s = np.uint64((c * Hp + oy * stride) * Wp + ox * stride)
+                for _ in range(kh):
+                    if kw == 3:  # the book's kernels, unrolled
+                        out[o] = xp[s]
+                        out[o + one] = xp[s + one]
+                        out[o + two] = xp[s + two]
+                    elif kw == 5:
+                        out[o] = xp[s]
+                        out[o + one] = xp[s + one]
+                        out[o + two] = xp[s + two]
+                        out[o + three] = xp[s + three]
+                        out[o + four] = xp[s + four]
+                    else:
                         for kx in range(kw):
-                            ix = x0 + kx
-                            ok = 0 <= iy < H and 0 <= ix < W
-                            out[o + np.uint64(kx)] = xf[s0 + ix] if ok else 0
-                        o += np.uint64(kw)
+                            out[o + np.uint64(kx)] = xp[s + np.uint64(kx)]
+                    o += np.uint64(kw)
+                    s += Wu
+
+
+@_serial
+def _rows_into_padded(col, C, Hp, Wp, kh, kw, stride, OH, OW, xp):
+    """Add the im2col rows col (OH*OW*C*kh*kw,) of one sample into the padded buffer xp."""
+    o = np.uint64(0)
+    Wu = np.uint64(Wp)
+    for oy in range(OH):
+        for ox in range(OW):
+            for c in range(C):
+                s = np.uint64((c * Hp + oy * stride) * Wp + ox * stride)
+                for _ in range(kh):
+                    for kx in range(kw):
+                        xp[s + np.uint64(kx)] += col[o + np.uint64(kx)]
+                    o += np.uint64(kw)
+                    s += Wu
 
 
 @_parallel
-def _col2im(col, N, C, H, W, kh, kw, stride, pad, OH, OW, x):
-    """x (N*C*H*W,) = the adjoint of im2col: col rows read in order, overlaps summed."""
-    K, P = C * kh * kw, OH * OW
+def _im2col(x, kh, kw, stride, pad, OH, OW, chunks, out):
+    """out (N*OH*OW*C*kh*kw,) = the im2col rows of x, sample by sample."""
+    N, C, H, W = x.shape
+    CHW, PK = C * H * W, OH * OW * C * kh * kw
+    xf = x.reshape(N * CHW)
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    for t in prange(chunks):
+        xp = np.zeros(C * Hp * Wp, x.dtype)
+        for n in range(t * N // chunks, (t + 1) * N // chunks):
+            _pad_sample(xf[n * CHW:(n + 1) * CHW], C, H, W, pad, xp)
+            _rows_from_padded(xp, C, Hp, Wp, kh, kw, stride, OH, OW, out[n * PK:(n + 1) * PK])
+
+
+@_parallel
+def _col2im(col, N, C, H, W, kh, kw, stride, pad, OH, OW, chunks, x):
+    """x (N*C*H*W,) = the adjoint of im2col: each sample's rows added into a padded
+    buffer (overlaps summed), whose middle is then copied out."""
+    CHW, PK = C * H * W, OH * OW * C * kh * kw
     cf = col.reshape(col.size)
-    oxa, oxb = _interior(W, kw, stride, pad, OW)
-    one, two = np.uint64(1), np.uint64(2)
-    for n in prange(N):
-        for i in range(n * C * H * W, (n + 1) * C * H * W):
-            x[i] = 0
-        for oy in range(OH):
-            y0 = oy * stride - pad
-            rows_inside = y0 >= 0 and y0 + kh <= H
-            for ox in range(OW):
-                o = np.uint64((n * P + oy * OW + ox) * K)
-                x0 = ox * stride - pad
-                if rows_inside and oxa <= ox < oxb:  # interior: no tests
-                    for c in range(C):
-                        d = np.uint64(((n * C + c) * H + y0) * W + x0)
-                        for ky in range(kh):
-                            if kw == 3:
-                                x[d] += cf[o]
-                                x[d + one] += cf[o + one]
-                                x[d + two] += cf[o + two]
-                            else:
-                                for kx in range(kw):
-                                    x[d + np.uint64(kx)] += cf[o + np.uint64(kx)]
-                            o += np.uint64(kw)
-                            d += np.uint64(W)
-                    continue
-                for c in range(C):
-                    for ky in range(kh):
-                        iy = y0 + ky
-                        d0 = ((n * C + c) * H + iy) * W
-                        if 0 <= iy < H:
-                            for kx in range(kw):
-                                ix = x0 + kx
-                                if 0 <= ix < W:
-                                    x[d0 + ix] += cf[o + np.uint64(kx)]
-                        o += np.uint64(kw)
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    for t in prange(chunks):
+        xp = np.empty(C * Hp * Wp, x.dtype)
+        for n in range(t * N // chunks, (t + 1) * N // chunks):
+            xp[:] = 0
+            _rows_into_padded(cf[n * PK:(n + 1) * PK], C, Hp, Wp, kh, kw, stride, OH, OW, xp)
+            _crop_sample(xp, C, H, W, pad, x[n * CHW:(n + 1) * CHW])
 
 
 def im2col(x, kh, kw, stride, pad):
     """(N, C, H, W) -> col (N*OH*OW, C*kh*kw); rows ordered (n, oy, ox), columns (c, ky, kx)."""
-    _enter()
+    threads = _enter()
     N, C, H, W = x.shape
     OH, OW = _out(H, kh, stride, pad), _out(W, kw, stride, pad)
     out = np.empty((N * OH * OW, C * kh * kw), x.dtype)
-    _im2col(_ro(x), kh, kw, stride, pad, OH, OW, out.reshape(-1))
+    _im2col(_ro(x), kh, kw, stride, pad, OH, OW, max(1, min(N, threads)), out.reshape(-1))
     return out
 
 
 def col2im(col, x_shape, kh, kw, stride, pad):
     """Adjoint of :func:`im2col`: col (N*OH*OW, C*kh*kw) -> x (N, C, H, W), overlaps summed."""
-    _enter()
+    threads = _enter()
     N, C, H, W = x_shape
     x = np.empty(x_shape, col.dtype)
     _col2im(_ro(col), N, C, H, W, kh, kw, stride, pad,
-            _out(H, kh, stride, pad), _out(W, kw, stride, pad), x.reshape(-1))
+            _out(H, kh, stride, pad), _out(W, kw, stride, pad), max(1, min(N, threads)), x.reshape(-1))
     return x
 
 
@@ -587,52 +602,38 @@ def _pool_fwd_2x2(x, OH, OW, y, am):
                 am[o] = base + 2 * ox + k
 
 
-@_parallel
-def _pool_bwd(dy, am, H, W, direct, dx):
-    """dx (N*C*H*W,) = dy scattered to the argmax cells; returns the number of bad entries.
+@_serial
+def _pool_bwd_plane(g, a, HW, dx):
+    """One plane: dx (HW,) = 0, then dx[a[o]] += g[o] in output order; returns
+    the number of argmax entries outside [0, HW) (those are skipped)."""
+    for i in range(dx.size):
+        dx[i] = 0
+    bad = 0
+    hw = np.uint64(HW)
+    for o in range(g.size):
+        i = np.uint64(a[o])  # a negative index wraps to a huge one: caught by the test
+        if i < hw:
+            dx[i] += g[o]
+        else:
+            bad += 1
+    return bad
 
-    ``direct`` (2x2 / stride 2 / pad 0): each 2x2 block is written once from its
-    own output cell; a plane whose argmax leaves its windows is redone by the
-    general zero-and-scatter loop."""
+
+@_parallel
+def _pool_bwd(dy, am, HW, dx):
+    """dx (N*C*HW,) = dy scattered to the argmax cells, plane by plane (sums where
+    windows overlap, in output order as the reference); returns the number of bad entries.
+
+    Each plane is zeroed and scattered while it sits in L1.  The plane loop hands
+    slices to a serial helper: inside ``prange`` Numba cannot tell that an index
+    is non-negative, and its wraparound test stops LLVM from vectorising."""
     N, C, OH, OW = dy.shape
-    NC, OHW, HW = N * C, OH * OW, H * W
+    NC, OHW = N * C, OH * OW
     g, a = dy.reshape(NC * OHW), am.reshape(NC * OHW)
     bad = np.zeros(NC, np.int64)
-    zero = np.zeros(1, dx.dtype)[0]
-    Wu = np.uint64(W)
     for nc in prange(NC):
-        base = nc * HW
-        miss = not direct
-        if direct:
-            nmiss = 0
-            for oy in range(OH):
-                o0 = nc * OHW + oy * OW
-                r0 = 2 * oy * W
-                i0 = np.uint64(base + r0)
-                for ix in range(2 * OW):  # the two input rows, each written in order
-                    o = np.uint64(o0 + (ix >> 1))
-                    k = a[o] - r0 - (ix & ~1)
-                    v = g[o]
-                    dx[i0 + np.uint64(ix)] = v if k == (ix & 1) else zero
-                    dx[i0 + Wu + np.uint64(ix)] = v if k == W + (ix & 1) else zero
-                for ox in range(OW):
-                    k = a[o0 + ox] - r0 - 2 * ox
-                    nmiss += (k != 0) & (k != 1) & (k != W) & (k != W + 1)
-            miss = nmiss > 0
-            if W > 2 * OW:  # odd width: the last column gets nothing
-                for iy in range(2 * OH):
-                    dx[base + iy * W + W - 1] = 0
-            for i in range(base + 2 * OH * W, base + HW):  # odd height: the last row
-                dx[i] = 0
-        if miss:
-            for i in range(base, base + HW):
-                dx[i] = 0
-            for o in range(nc * OHW, (nc + 1) * OHW):
-                i = a[o]
-                if 0 <= i < HW:
-                    dx[base + i] += g[o]
-                else:
-                    bad[nc] += 1
+        bad[nc] = _pool_bwd_plane(g[nc * OHW:(nc + 1) * OHW], a[nc * OHW:(nc + 1) * OHW],
+                                  HW, dx[nc * HW:(nc + 1) * HW])
     return bad.sum()
 
 
@@ -668,8 +669,7 @@ def maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad):
         return NotImplemented  # no input cells to route to: the reference decides
     _enter()
     dx = np.empty(x_shape, dy.dtype)
-    direct = ph == pw == stride == 2 and pad == 0
-    bad = _pool_bwd(_ro(dy), _ro(argmax), H, W, direct, dx.reshape(-1))
+    bad = _pool_bwd(_ro(dy), _ro(argmax), H * W, dx.reshape(-1))
     if bad:
         raise ValueError(f"argmax has {bad} entries outside [0, {H * W})")
     return dx
