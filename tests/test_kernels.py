@@ -90,6 +90,8 @@ CONV_CASES = [
     (2, 5, 4, 9, 64, 1, 3, 2, 0, "readonly"),     # 64 filters, 1x3 kernel
     (5, 8, 10, 10, 6, 3, 3, 1, 1, "contiguous"),  # more samples than threads
     (3, 2, 6, 22, 4, 3, 3, 1, 1, "contiguous"),   # wide rows (the stride-1 fast path of fast backends)
+    (2, 3, 16, 18, 4, 3, 3, 1, 1, "strided"),     # >= 256 output cells: numba's per-sample (K, P) path
+    (2, 1, 17, 18, 12, 3, 3, 1, 1, "contiguous"), # ... with more filters than im2col columns
     (2, 0, 4, 4, 3, 3, 3, 1, 1, "contiguous"),    # no input channels
     (2, 3, 4, 4, 0, 3, 3, 1, 0, "contiguous"),    # no filters
 ]

@@ -9,6 +9,8 @@ its own slice of the output:
   small): im2col into a small contiguous ``(K, columns)`` buffer, then
   ``W (FN, K) @ col`` with the bias fused into the copy to the NCHW output.
   For stride 1 each im2col row is one contiguous slice of the padded image.
+  Small images with more im2col columns than filters go the other way round,
+  ``rows (G*P, K) @ W.T`` and a transposing copy, which OpenBLAS runs faster.
   The backward pass rebuilds the buffer from the saved input, accumulates
   ``dW`` per thread (reduced in a fixed order, so results repeat exactly for
   a given thread count), computes ``dx`` as ``W.T @ dy`` followed by col2im,
@@ -412,6 +414,47 @@ def _conv_fwd_range(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, lo, hi, y):
                         yf[d + np.uint64(ox)] = of[s + np.uint64(ox)] + bf
 
 
+@_serial
+def _conv_fwd_rows_range(x, W2T, b, kh, kw, stride, pad, OH, OW, G, lo, hi, y):
+    """y[lo:hi] = conv(x[lo:hi]) + b through im2col rows: (G*P, K) @ W2T (K, FN),
+    then a transposing copy (with the bias) into NCHW.  G samples per GEMM."""
+    C, H, W = x.shape[1:]
+    CHW, P = C * H * W, OH * OW
+    K, FN = W2T.shape
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    xf, yf = x.reshape(x.size), y.reshape(y.size)
+    xp = np.zeros(C * Hp * Wp, x.dtype)
+    rows = np.empty((G * P, K), x.dtype)
+    out = np.empty((G * P, FN), x.dtype)
+    for n0 in range(lo, hi, G):
+        g = min(G, hi - n0)
+        if g * P != rows.shape[0]:  # the last, smaller group
+            rows = np.empty((g * P, K), x.dtype)
+            out = np.empty((g * P, FN), x.dtype)
+        rf = rows.reshape(rows.size)
+        for j in range(g):
+            n = n0 + j
+            _pad_sample(xf[n * CHW:(n + 1) * CHW], C, H, W, pad, xp)
+            _rows_from_padded(xp, C, Hp, Wp, kh, kw, stride, OH, OW, rf[j * P * K:(j + 1) * P * K])
+        np.dot(rows, W2T, out)
+        of = out.reshape(out.size)
+        Fu = np.uint64(FN)
+        for j in range(g):
+            for f in range(FN):
+                bf = b[f]
+                d = np.uint64(((n0 + j) * FN + f) * P)
+                s = np.uint64(j * P * FN + f)
+                for q in range(P):
+                    yf[d + np.uint64(q)] = of[s + np.uint64(q) * Fu] + bf
+
+
+@_parallel
+def _conv_fwd_rows(x, W2T, b, kh, kw, stride, pad, OH, OW, G, chunks, y):
+    N = x.shape[0]
+    for t in prange(chunks):
+        _conv_fwd_rows_range(x, W2T, b, kh, kw, stride, pad, OH, OW, G, t * N // chunks, (t + 1) * N // chunks, y)
+
+
 @_parallel
 def _conv_fwd(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, chunks, y):
     N = x.shape[0]
@@ -420,20 +463,23 @@ def _conv_fwd(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, chunks, y):
 
 
 @_serial
-def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, lo, hi, dx, dW, db):
-    """Add the gradients of samples lo..hi-1 into dW (FN, K) and db (FN,) float64;
-    write their dx when dx is not empty.  G samples per GEMM."""
+def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, lo, hi, dx, dW, db, k_major):
+    """Add the gradients of samples lo..hi-1 into dW and db (FN,) float64; write
+    their dx when dx is not empty.  G samples per GEMM.
+
+    dW is (FN, K), or (K, FN) when ``k_major``: OpenBLAS runs this product
+    1.1-1.5x faster with the longer side as the rows (measured on the book's layers)."""
     C, H, W = x.shape[1:]
     Hp, Wp = H + 2 * pad, W + 2 * pad
     FN, K = W2.shape
     OH, OW = dy.shape[2], dy.shape[3]
-    L = OH * Q
+    L, P = OH * Q, OH * OW
     xflat = np.zeros(C * Hp * Wp + kw, dy.dtype)
     dyf = dy.reshape(dy.size)
     col = np.empty((K, G * L), dy.dtype)
     dcol = np.empty((K, G * L), dy.dtype)
     dyg = np.zeros((FN, G * L), dy.dtype)  # padding columns stay 0
-    tmp = np.empty((FN, K), dy.dtype)
+    tmp = np.empty(dW.shape, dy.dtype)
     for n0 in range(lo, hi, G):
         g = min(G, hi - n0)
         if g * L != col.shape[1]:  # the last, smaller group
@@ -443,18 +489,27 @@ def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, lo, hi, dx, dW, d
         dgf = dyg.reshape(dyg.size)
         for j in range(g):
             for f in range(FN):
-                s = 0.0
-                for oy in range(OH):
-                    sr = np.uint64((((n0 + j) * FN + f) * OH + oy) * OW)
-                    d = np.uint64(f * g * L + j * L + oy * Q)
-                    for ox in range(OW):
-                        v = dyf[sr + np.uint64(ox)]
-                        dgf[d + np.uint64(ox)] = v
-                        s += v
-                db[f] += s
+                src = np.uint64(((n0 + j) * FN + f) * P)
+                dst = np.uint64(f * g * L + j * L)
+                if Q == OW:  # one contiguous run per plane
+                    for i in range(P):
+                        dgf[dst + np.uint64(i)] = dyf[src + np.uint64(i)]
+                else:
+                    for oy in range(OH):
+                        for ox in range(OW):
+                            dgf[dst + np.uint64(oy * Q + ox)] = dyf[src + np.uint64(oy * OW + ox)]
             _pad_into(x, n0 + j, pad, pad, xflat)
             _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, Q, col, j * L)
-        np.dot(dyg, col.T, tmp)
+        for f in range(FN):  # padding columns are 0: whole rows can be summed
+            acc = 0.0
+            base = np.uint64(f * g * L)
+            for i in range(g * L):
+                acc += dgf[base + np.uint64(i)]
+            db[f] += acc
+        if k_major:
+            np.dot(col, dyg.T, tmp)
+        else:
+            np.dot(dyg, col.T, tmp)
         dW += tmp
         if dx.shape[0]:
             np.dot(W2T, dyg, dcol)
@@ -471,15 +526,22 @@ def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, lo, hi, dx, dW, d
 
 
 @_parallel
-def _conv_bwd(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, chunks, dx):
+def _conv_bwd(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, chunks, dx, k_major):
     N = x.shape[0]
     FN, K = W2.shape
-    dW_parts = np.zeros((chunks, FN, K), dy.dtype)
+    dW_parts = np.zeros((chunks, K, FN) if k_major else (chunks, FN, K), dy.dtype)
     db_parts = np.zeros((chunks, FN), np.float64)
     for t in prange(chunks):
         _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, Q, G, t * N // chunks, (t + 1) * N // chunks,
-                        dx, dW_parts[t], db_parts[t])
+                        dx, dW_parts[t], db_parts[t], k_major)
     return dW_parts, db_parts
+
+
+def _rows_layout(K: int, FN: int, P: int) -> bool:
+    """Small images with more im2col columns than filters (DeepConvNet conv3, conv5, conv6)
+    go through im2col rows (G*P, K): OpenBLAS runs (G*P, K) @ (K, FN) 1.3-1.8x faster
+    than (FN, K) @ (K, G*P) on those shapes (measured), and no padding columns are computed."""
+    return K > FN and P < _MIN_COLS
 
 
 def _row_width(Wd: int, OW: int, stride: int, pad: int) -> int:
@@ -506,7 +568,12 @@ def conv2d_forward(x, W, b, stride, pad):
     G = _group(K, OH * Q, x.itemsize)
     x, W2 = _ro(x), _ro(W.reshape(FN, K))
     y = np.empty((N, FN, OH, OW), x.dtype)  # NumPy's allocator: huge pages, fewer page faults
-    _conv_fwd(x, W2, _ro(b), kh, kw, stride, pad, pad, OH, OW, Q, G, max(1, min(N, threads)), y)
+    chunks = max(1, min(N, threads))
+    if _rows_layout(K, FN, OH * OW):
+        G = _group(K, OH * OW, x.itemsize)
+        _conv_fwd_rows(x, _ro(np.ascontiguousarray(W2.T)), _ro(b), kh, kw, stride, pad, OH, OW, G, chunks, y)
+    else:
+        _conv_fwd(x, W2, _ro(b), kh, kw, stride, pad, pad, OH, OW, Q, G, chunks, y)
     return y, (x, W2, W.shape, stride, pad)
 
 
@@ -527,9 +594,14 @@ def conv2d_backward(dy, ctx, need_dx):
     G = _group(C * kh * kw, dy.shape[2] * Q, dy.itemsize)
     W2T = _ro(np.ascontiguousarray(W2.T))
     dx = np.empty((N if need_dx else 0, C, H, Wd), dy.dtype)  # NumPy's allocator: fewer page faults
-    dW, db = _conv_bwd(_ro(dy), x, W2, W2T, kh, kw, stride, pad, Q, G, chunks, dx)
+    K = C * kh * kw
+    k_major = K > FN
+    dW, db = _conv_bwd(_ro(dy), x, W2, W2T, kh, kw, stride, pad, Q, G, chunks, dx, k_major)
     # Per-thread partial sums, reduced in chunk order: repeatable for a given thread count.
-    return (dx if need_dx else None), dW.sum(axis=0).reshape(w_shape), db.sum(axis=0).astype(dy.dtype)
+    dW = dW.sum(axis=0)
+    if k_major:
+        dW = np.ascontiguousarray(dW.T)
+    return (dx if need_dx else None), dW.reshape(w_shape), db.sum(axis=0).astype(dy.dtype)
 
 
 # --------------------------------------------------------------------------- max pooling
