@@ -675,37 +675,46 @@ def _pool_fwd_2x2(x, OH, OW, y, am):
 
 
 @_serial
-def _pool_bwd_plane(g, a, HW, dx):
-    """One plane: dx (HW,) = 0, then dx[a[o]] += g[o] in output order; returns
-    the number of argmax entries outside [0, HW) (those are skipped)."""
-    for i in range(dx.size):
-        dx[i] = 0
+def _pool_bwd_planes(g, a, HW, OHW, dx):
+    """Whole planes: dx (planes*HW,) = 0, then dx[a[o]] += g[o] plane by plane in
+    output order; returns the number of argmax entries outside [0, HW) (skipped).
+
+    Planes go in blocks of about 16 KB: each block is zeroed and scattered into
+    while it sits in L1."""
+    planes = dx.size // HW
+    hw, ohw = np.uint64(HW), np.uint64(OHW)
+    block = max(1, 4096 // HW)
     bad = 0
-    hw = np.uint64(HW)
-    for o in range(g.size):
-        i = np.uint64(a[o])  # a negative index wraps to a huge one: caught by the test
-        if i < hw:
-            dx[i] += g[o]
-        else:
-            bad += 1
+    for p0 in range(0, planes, block):
+        nb = min(block, planes - p0)
+        d0 = np.uint64(p0) * hw
+        for i in range(nb * HW):
+            dx[d0 + np.uint64(i)] = 0
+        for p in range(nb):
+            base = d0 + np.uint64(p) * hw
+            o0 = np.uint64(p0 + p) * ohw
+            for o in range(OHW):
+                k = o0 + np.uint64(o)
+                i = np.uint64(a[k])  # a negative index wraps to a huge one: caught by the test
+                if i < hw:
+                    dx[base + i] += g[k]
+                else:
+                    bad += 1
     return bad
 
 
 @_parallel
-def _pool_bwd(dy, am, HW, dx):
-    """dx (N*C*HW,) = dy scattered to the argmax cells, plane by plane (sums where
-    windows overlap, in output order as the reference); returns the number of bad entries.
-
-    Each plane is zeroed and scattered while it sits in L1.  The plane loop hands
-    slices to a serial helper: inside ``prange`` Numba cannot tell that an index
-    is non-negative, and its wraparound test stops LLVM from vectorising."""
+def _pool_bwd(dy, am, HW, chunks, dx):
+    """dx (N*C*HW,) = dy scattered to the argmax cells (sums where windows
+    overlap, in output order as the reference); returns the number of bad entries.
+    Each thread takes a contiguous range of (sample, channel) planes."""
     N, C, OH, OW = dy.shape
     NC, OHW = N * C, OH * OW
     g, a = dy.reshape(NC * OHW), am.reshape(NC * OHW)
-    bad = np.zeros(NC, np.int64)
-    for nc in prange(NC):
-        bad[nc] = _pool_bwd_plane(g[nc * OHW:(nc + 1) * OHW], a[nc * OHW:(nc + 1) * OHW],
-                                  HW, dx[nc * HW:(nc + 1) * HW])
+    bad = np.zeros(chunks, np.int64)
+    for t in prange(chunks):
+        lo, hi = t * NC // chunks, (t + 1) * NC // chunks
+        bad[t] = _pool_bwd_planes(g[lo * OHW:hi * OHW], a[lo * OHW:hi * OHW], HW, OHW, dx[lo * HW:hi * HW])
     return bad.sum()
 
 
@@ -739,9 +748,10 @@ def maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad):
     H, W = x_shape[2:]
     if H == 0 or W == 0:
         return NotImplemented  # no input cells to route to: the reference decides
-    _enter()
+    threads = _enter()
     dx = np.empty(x_shape, dy.dtype)
-    bad = _pool_bwd(_ro(dy), _ro(argmax), H * W, dx.reshape(-1))
+    chunks = max(1, min(x_shape[0] * x_shape[1], threads))
+    bad = _pool_bwd(_ro(dy), _ro(argmax), H * W, chunks, dx.reshape(-1))
     if bad:
         raise ValueError(f"argmax has {bad} entries outside [0, {H * W})")
     return dx
