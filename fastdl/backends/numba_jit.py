@@ -305,16 +305,28 @@ def _rows_from_padded(xp, C, Hp, Wp, kh, kw, stride, OH, OW, out):
 
 @_serial
 def _rows_into_padded(col, C, Hp, Wp, kh, kw, stride, OH, OW, xp):
-    """Add the im2col rows col (OH*OW*C*kh*kw,) of one sample into the padded buffer xp."""
+    """Add the im2col rows col (OH*OW*C*kh*kw,) of one sample into the padded buffer xp.
+
+    Each run of kw sums is loaded before it is stored (the arrays could alias as
+    far as LLVM knows, so stores between loads would serialise them): about 2x faster."""
     o = np.uint64(0)
+    one, two, three, four = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
     Wu = np.uint64(Wp)
     for oy in range(OH):
         for ox in range(OW):
             for c in range(C):
                 s = np.uint64((c * Hp + oy * stride) * Wp + ox * stride)
                 for _ in range(kh):
-                    for kx in range(kw):
-                        xp[s + np.uint64(kx)] += col[o + np.uint64(kx)]
+                    if kw == 3:  # the book's kernels, unrolled
+                        a0, a1, a2 = xp[s] + col[o], xp[s + one] + col[o + one], xp[s + two] + col[o + two]
+                        xp[s], xp[s + one], xp[s + two] = a0, a1, a2
+                    elif kw == 5:
+                        a0, a1, a2 = xp[s] + col[o], xp[s + one] + col[o + one], xp[s + two] + col[o + two]
+                        a3, a4 = xp[s + three] + col[o + three], xp[s + four] + col[o + four]
+                        xp[s], xp[s + one], xp[s + two], xp[s + three], xp[s + four] = a0, a1, a2, a3, a4
+                    else:
+                        for kx in range(kw):
+                            xp[s + np.uint64(kx)] += col[o + np.uint64(kx)]
                     o += np.uint64(kw)
                     s += Wu
 
