@@ -286,16 +286,12 @@ def _rows_from_padded(xp, C, Hp, Wp, kh, kw, stride, OH, OW, out):
             for c in range(C):
                 s = np.uint64((c * Hp + oy * stride) * Wp + ox * stride)
                 for _ in range(kh):
-                    if kw == 3:  # the book's kernels, unrolled
-                        out[o] = xp[s]
-                        out[o + one] = xp[s + one]
-                        out[o + two] = xp[s + two]
+                    if kw == 3:  # the book's kernels, unrolled; loads before stores
+                        a0, a1, a2 = xp[s], xp[s + one], xp[s + two]
+                        out[o], out[o + one], out[o + two] = a0, a1, a2
                     elif kw == 5:
-                        out[o] = xp[s]
-                        out[o + one] = xp[s + one]
-                        out[o + two] = xp[s + two]
-                        out[o + three] = xp[s + three]
-                        out[o + four] = xp[s + four]
+                        a0, a1, a2, a3, a4 = xp[s], xp[s + one], xp[s + two], xp[s + three], xp[s + four]
+                        out[o], out[o + one], out[o + two], out[o + three], out[o + four] = a0, a1, a2, a3, a4
                     else:
                         for kx in range(kw):
                             out[o + np.uint64(kx)] = xp[s + np.uint64(kx)]
