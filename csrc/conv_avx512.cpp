@@ -94,6 +94,9 @@ struct VD {
 
 #include "conv_impl.h"
 
+// PREFETCHW (all AVX-512 CPUs have it): fetch the line for writing; never faults.
+inline void prefetch_write(const float* p) { asm volatile("prefetchw %0" : : "m"(*p)); }
+
 // Direct "same" convolution (stride 1, OH == H, OW == W) for float with few input channels
 // and at most 16 output channels, written straight into dst.  Output plane j of a sample is
 // flat, f = oy * W + ox, and is computed in blocks of 16 consecutive pixels (one zmm
@@ -102,42 +105,59 @@ struct VD {
 // stored unpadded in width with zero rows above and below, so tap (c, ky, kx) of a block is
 // one shifted load, lanes whose column ox + kx - pw leaves the image masked to zero, and
 // that vector feeds F FMAs with the weights broadcast from memory (accumulators start at
-// the bias).
-template <int F>
+// the bias).  The output is far larger than L2, so the stores set the pace: each block
+// prefetches its F output lines for writing before its FMAs, which keeps the line
+// transfers running underneath the arithmetic.
+template <int F, int KW>
 void same_planes(const FlatJob<float>& job, const float* xb, int64_t P, const __mmask16* masks,
                  int64_t nb, int64_t s, float* d) {
-  const int64_t kw = job.kw, kh = job.kh, cin = job.cin, Wd = job.W;
-  const int64_t HW = job.OH * job.OW, nout = job.nout;
-  const float* wt = job.wt;
-  const float* bias = job.bias;
-  for (int64_t v = 0; v < nb; ++v) {
-    const int64_t f0 = 16 * v - s;
+  const int64_t kw = KW > 0 ? KW : job.kw, HW = job.OH * job.OW, nout = job.nout;
+  // Input rows r = (c, ky) (at most 32, see same_ok): offset of the row's first tap.
+  const int R = static_cast<int>(job.cin * job.kh);
+  int64_t roff[32];
+  for (int r = 0; r < R; ++r) roff[r] = r / job.kh * P + r % job.kh * job.W;
+  __m512 bv[F];
+#pragma GCC unroll 16
+  for (int j = 0; j < F; ++j) bv[j] = _mm512_set1_ps(job.bias ? job.bias[j] : 0.f);
+  const __mmask16* mv = masks;
+  for (int64_t f0 = -s; f0 < 16 * nb - s; f0 += 16, mv += kw) {
+    float* dv = d + f0;  // plane j of the block at dv + j * hw
+    // hw == HW, opaque to the compiler: otherwise it keeps F pointers on the stack and
+    // bumps them there every block (F more stores, the resource this kernel is short of).
+    int64_t hw = HW;
+    asm("" : "+r"(hw));
+    // Ask for the block's output lines now: the stores alone would only fetch them when
+    // they commit, after the FMAs, and the writes would not overlap the arithmetic.
+#pragma GCC unroll 16
+    for (int j = 0; j < F; ++j) prefetch_write(dv + j * hw);
     __m512 acc[F];
 #pragma GCC unroll 16
-    for (int j = 0; j < F; ++j) acc[j] = bias ? _mm512_set1_ps(bias[j]) : _mm512_setzero_ps();
-    const __mmask16* mv = masks + v * kw;
-    const float* w = wt;
-    for (int64_t c = 0; c < cin; ++c) {
-      const float* xc = xb + c * P + f0;
-      for (int64_t ky = 0; ky < kh; ++ky) {
-        const float* xr = xc + ky * Wd;
-        for (int64_t kx = 0; kx < kw; ++kx) {
-          const __m512 xv = _mm512_maskz_loadu_ps(mv[kx], xr + kx);
+    for (int j = 0; j < F; ++j) acc[j] = bv[j];
+    const float* xv0 = xb + f0;
+    const float* w = job.wt;
+    __mmask16 mk[KW > 0 ? KW : 16];
 #pragma GCC unroll 16
-          for (int j = 0; j < F; ++j) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[j]), xv, acc[j]);
-          w += nout;
-        }
+    for (int kx = 0; kx < kw; ++kx) mk[kx] = mv[kx];
+    for (int r = 0; r < R; ++r) {
+      const float* xr = xv0 + roff[r];
+#pragma GCC unroll 16
+      for (int kx = 0; kx < kw; ++kx) {
+        const __m512 xv = _mm512_maskz_loadu_ps(mk[kx], xr + kx);
+#pragma GCC unroll 16
+        for (int j = 0; j < F; ++j) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[j]), xv, acc[j]);
+        w += nout;
       }
     }
+    asm("" : "+r"(hw));  // again: recomputed addresses, not F spilled ones
     if (f0 >= 0 && f0 + 16 <= HW) {
 #pragma GCC unroll 16
-      for (int j = 0; j < F; ++j) _mm512_storeu_ps(d + j * HW + f0, acc[j]);
+      for (int j = 0; j < F; ++j) _mm512_storeu_ps(dv + j * hw, acc[j]);
     } else {
       // lanes l with 0 <= f0 + l < HW; the store starts at the block's first valid pixel
       const int64_t lo = f0 < 0 ? -f0 : 0, hi = HW - f0 < 16 ? HW - f0 : 16;
       const __mmask16 m = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 #pragma GCC unroll 16
-      for (int j = 0; j < F; ++j) _mm512_mask_storeu_ps(d + j * HW + f0 + lo, m >> lo,
+      for (int j = 0; j < F; ++j) _mm512_mask_storeu_ps(dv + j * hw + lo, m >> lo,
                                                         _mm512_maskz_compress_ps(m, acc[j]));
     }
   }
@@ -146,13 +166,14 @@ void same_planes(const FlatJob<float>& job, const float* xb, int64_t P, const __
 using SameFn = void (*)(const FlatJob<float>&, const float*, int64_t, const __mmask16*, int64_t,
                         int64_t, float*);
 
+// The window width is a constant for 3 (the book's 3x3 layers), so its taps unroll.
 template <int F>
-SameFn pick_same(int f) {
+SameFn pick_same(int f, int64_t kw) {
   if constexpr (F == 0) {
     return nullptr;
   } else {
-    if (f == F) return &same_planes<F>;
-    return pick_same<F - 1>(f);
+    if (f == F) return kw == 3 ? &same_planes<F, 3> : &same_planes<F, 0>;
+    return pick_same<F - 1>(f, kw);
   }
 }
 
@@ -202,7 +223,7 @@ void flat_conv_f(const FlatJob<float>& job, int64_t n0, int64_t n1, float* scrat
     ox = _mm512_add_epi32(ox, sixteen);
     for (__mmask16 m; (m = _mm512_cmpge_epi32_mask(ox, wv)) != 0;) ox = _mm512_mask_sub_epi32(ox, m, ox, wv);
   }
-  const SameFn fn = pick_same<16>(static_cast<int>(job.nout));
+  const SameFn fn = pick_same<16>(static_cast<int>(job.nout), job.kw);
   for (int64_t k = 0; k < 16; ++k) scratch[k] = 0.f;
   for (int64_t n = n0; n < n1; ++n) {
     // xb + c * P + f + ky * W + kx holds input (oy + ky - ph, ox + kx - pw) of pixel f = oy * W + ox.
