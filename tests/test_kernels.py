@@ -323,6 +323,15 @@ def test_softmax_cross_entropy_extremes(backend, dtype):
     _close(d[1], rd[1], dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_no_classes(backend, dtype):
+    # K == 0: there is nothing to sum, the loss is 0 (nan for an empty batch, as always).
+    loss, d = ops.softmax_cross_entropy(np.zeros((3, 0), dtype), np.zeros((3, 0), dtype))
+    assert loss == 0.0 and d.shape == (3, 0) and d.dtype == dtype
+    loss, d = ops.softmax_cross_entropy(np.zeros((0, 0), dtype), np.zeros((0, 0), dtype))
+    assert np.isnan(loss) and d.shape == (0, 0)
+
+
 @pytest.mark.parametrize("case", [POOL_CASES[0], POOL_CASES[1], POOL_CASES[2]], ids=POOL_IDS[:3])
 def test_maxpool2d_backward_routes_any_argmax_in_the_plane(backend, case):
     """argmax need not come from the forward pass: any cell of the plane receives its dy."""

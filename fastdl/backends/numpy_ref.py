@@ -133,7 +133,9 @@ def softmax_cross_entropy(logits, t):
     The loss uses log-sum-exp, so a confident wrong answer costs its full margin.
     """
     N, K = logits.shape
-    m = logits.max(axis=1, keepdims=True) if K else np.zeros((N, 1), logits.dtype)
+    if K == 0:  # no classes: the sum over them is 0 (and log(0) is not taken)
+        return (0.0 if N else float("nan")), np.zeros((N, 0), logits.dtype)
+    m = logits.max(axis=1, keepdims=True)
     z = logits - m
     e = np.exp(z)
     s = e.sum(axis=1, keepdims=True)
