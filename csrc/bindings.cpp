@@ -15,6 +15,7 @@
 #include "common.h"
 #include "conv.h"
 #include "cpu.h"
+#include "probe.h"
 #include "im2col.h"
 #include "pool.h"
 #include "softmax.h"
@@ -170,6 +171,15 @@ PYBIND11_MODULE(_cpp, m) {
     fastdl::set_num_threads(n);
   }, py::arg("n"), "Threads for every parallel kernel (OpenMP); process-wide.");
   m.def("get_num_threads", &fastdl::num_threads, "Threads the parallel kernels use.");
+  m.def("fma_probe", [](int64_t iters) {
+    if (iters < 0) throw py::value_error("iters must be >= 0");
+    py::gil_scoped_release release;
+    return fastdl::fma_probe(iters);
+  }, py::arg("iters"),
+        "Run iters rounds of independent FP32 FMA chains on the calling thread (widest SIMD in use); "
+        "returns a checksum.  FLOPs per round: fma_probe_flops_per_iter() (0: no SIMD path).");
+  m.def("fma_probe_flops_per_iter", &fastdl::fma_probe_flops_per_iter,
+        "FP32 FLOPs one round of fma_probe does (0 without an AVX2/AVX-512 path).");
   bind_kernels<float>(m);
   bind_kernels<double>(m);
   fastdl::bind_conv(m);

@@ -50,6 +50,7 @@ from .bench_report import (
     format_cold_start,
     format_compare,
     format_header,
+    format_probe_note,
     format_summary,
     format_targets,
     load_report,
@@ -657,6 +658,9 @@ def main(args: argparse.Namespace) -> int:
     targets = check_targets(report["results"])
     if targets:
         print(format_targets(targets))
+    note = format_probe_note(report)
+    if note:
+        print(note)
     if report.get("cold_start"):
         print(format_cold_start(report["cold_start"]))
     if args.json:
@@ -688,6 +692,7 @@ def _run(args: argparse.Namespace) -> dict:
     repeats = args.repeats or (3 if args.quick else 9)
     min_time = args.min_time if args.min_time is not None else (0.0005 if args.quick else 0.002)
     machine = _machine.machine_info(args.peak)
+    probe_before = _machine.fma_probe_gflops()
     results, more_skipped = run_cases(cases, impls, args.dtype, threads, repeats, min_time,
                                       progress=False if args.no_progress else None,
                                       peak_per_core=machine["peak_gflops_per_core_fp32"])
@@ -702,6 +707,8 @@ def _run(args: argparse.Namespace) -> dict:
         "skipped": skipped + more_skipped,
         "results": results,
     }
+    if probe_before is not None:
+        report["machine"]["fma_probe_gflops"] = [probe_before, _machine.fma_probe_gflops()]
     if args.cold_start:
         report["cold_start"] = cold_start([i for i in impls if i != TORCH], threads[0])
     return report

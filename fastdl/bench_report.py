@@ -96,6 +96,10 @@ def validate_report(report: Any) -> dict:
                                  "peak_gflops_per_core_fp32": _OPT_NUM, "peak_source": (str,)})
     _check_fields(m["cpu"], "machine.cpu", {"model": (str,), "logical_cores": (int, type(None)),
                                             "usable_cores": (int,), "simd": (str,), "mhz": _OPT_NUM})
+    probe = m.get("fma_probe_gflops")
+    _check(probe is None or (isinstance(probe, list) and len(probe) == 2
+                             and all(isinstance(g, (int, float)) and g > 0 for g in probe)),
+           "machine.fma_probe_gflops", "expected [before, after] in GFLOP/s")
     for i, lib in enumerate(m["blas"]):
         _check_fields(lib, f"machine.blas[{i}]", {"user_api": (str, type(None)),
                                                   "internal_api": (str, type(None))})
@@ -177,6 +181,14 @@ def _fmt_x(v: float | None) -> str:
     return f"{v:.2f}x" if v >= 0.1 else f"{v:.3f}x"
 
 
+def _probe_line(probe: list, peak: float | None) -> str:
+    """The FMA probe before and after the cases, against the nominal peak."""
+    rel = (lambda g: f" ({100 * g / peak:.0f}%)") if peak else (lambda g: "")
+    return (f"FMA probe (one core, this run): {probe[0]:.0f} GFLOP/s{rel(probe[0])} before the cases, "
+            f"{probe[1]:.0f}{rel(probe[1])} after; well below the peak means the core was shared "
+            "and every time here is slower by about as much")
+
+
 def format_header(report: dict) -> str:
     """Machine, BLAS, peak and versions, as printed at the top of the report."""
     m, v, st = report["machine"], report["versions"], report["settings"]
@@ -192,6 +204,7 @@ def format_header(report: dict) -> str:
         + (", ".join(f"{v:.2f}" for v in m["load_avg"]) if m["load_avg"] else "unknown")
         + " (other processes' load makes timings noisy)",
         "peak: " + (f"{peak:.0f} GFLOP/s FP32 per core ({m['peak_source']})" if peak else "unknown"),
+        *([_probe_line(m["fma_probe_gflops"], peak)] if m.get("fma_probe_gflops") else []),
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None),
         "not installed: " + (", ".join(k for k, val in v.items() if val is None) or "-"),
         f"implementations: {', '.join(st['impls'])}; dtypes: {', '.join(st['dtypes'])}; "
@@ -318,6 +331,24 @@ def format_targets(rows: list[dict]) -> str:
         out.append(f"  {t['issue']:<5d} {t['impl']:5s} {t['case']:26s} {t['threads']:>3d} {v:>9s}  {t['goal']:16s}"
                    f" {t['what']:24s} {'met' if t['ok'] else 'MISSED'}")
     out.append(f"  {sum(t['ok'] for t in rows)} of {len(rows)} met")
+    return "\n".join(out) + "\n"
+
+
+def format_probe_note(report: dict) -> str:
+    """The conv forward GFLOP/s of the fast backends on 1 thread against the FMA probe of the
+    same run (what the core delivered), next to the nominal peak the targets use."""
+    probe = report["machine"].get("fma_probe_gflops")
+    rows = [r for r in report["results"] if r["kind"] == "conv_fwd" and r["threads"] == 1
+            and r["impl"] in ("cpp", "numba") and r["gflops"] is not None and r["dtype"] == "float32"]
+    if not probe or not rows:
+        return ""
+    best = max(probe)
+    out = [f"Conv forward, 1 thread, against the FMA probe of this run ({best:.0f} GFLOP/s, the better "
+           "of before/after) rather than the nominal peak:"]
+    for impl in ("cpp", "numba"):
+        cells = [f"{r['case'].split()[-1]} {100 * r['gflops'] / best:.0f}%" for r in rows if r["impl"] == impl]
+        if cells:
+            out.append(f"  {impl}: " + ", ".join(cells))
     return "\n".join(out) + "\n"
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from typing import Any
 
-__all__ = ["cpu_info", "simd_level", "blas_info", "peak_gflops", "machine_info", "versions"]
+__all__ = ["cpu_info", "simd_level", "blas_info", "peak_gflops", "fma_probe_gflops", "machine_info", "versions"]
 
 #: FP32 FMA peak of one core of the AVX-512 Xeon development machines, measured
 #: there (see DESIGN.md, "Numbers that matter").  Used for any AVX-512 CPU unless
@@ -130,6 +131,35 @@ def versions() -> dict[str, str | None]:
     except Exception:  # noqa: BLE001 - the extension is optional
         out["fastdl._cpp"] = None
     return out
+
+
+def fma_probe_gflops(seconds: float = 0.02, trials: int = 5) -> float | None:
+    """The FP32 FMA rate one core delivers right now, in GFLOP/s.
+
+    The best of ``trials`` runs (about ``seconds`` each) of the C++ extension's
+    loop of independent FMA chains on the calling thread.  Close to the nominal
+    peak on a quiet machine; lower when other work shares the core (on a VM,
+    other tenants), and every timing taken then is slower by about as much.
+    ``None`` without the extension or without an AVX2/AVX-512 path.
+    """
+    try:
+        from . import _cpp  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    per_iter = _cpp.fma_probe_flops_per_iter()
+    if per_iter <= 0:
+        return None
+    iters = 10_000
+    start = time.perf_counter()
+    _cpp.fma_probe(iters)
+    elapsed = max(time.perf_counter() - start, 1e-7)
+    iters = max(iters, int(iters * seconds / elapsed))
+    best = float("inf")
+    for _ in range(trials):
+        start = time.perf_counter()
+        _cpp.fma_probe(iters)
+        best = min(best, time.perf_counter() - start)
+    return per_iter * iters / best / 1e9
 
 
 def machine_info(peak_override: float | None = None) -> dict[str, Any]:

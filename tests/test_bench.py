@@ -44,6 +44,11 @@ def test_quick_report_schema(quick_run):
     assert report["settings"]["quick"] is True
     assert report["versions"]["numpy"] == np.__version__
     assert report["machine"]["cpu"]["simd"] in ("AVX-512", "AVX2+FMA", "AVX", "SSE4.2", "baseline")
+    probe = report["machine"].get("fma_probe_gflops")
+    if machine.fma_probe_gflops(seconds=0.001, trials=1) is None:
+        assert probe is None
+    else:  # measured before and after the cases
+        assert len(probe) == 2 and all(g > 0 for g in probe)
     impls = report["settings"]["impls"]
     assert impls[: len(fastdl.available_backends())] == fastdl.available_backends()
     has_torch = importlib.util.find_spec("torch") is not None  # no import: torch is slow to import
@@ -95,6 +100,8 @@ def test_validate_report_rejects_broken(quick_run):
         lambda r: r["results"][0].update(min_s=r["results"][0]["max_s"] * 2),
         lambda r: r["machine"]["cpu"].pop("simd"),
         lambda r: r["settings"].update(quick="yes"),
+        lambda r: r["machine"].update(fma_probe_gflops=[100.0]),
+        lambda r: r["machine"].update(fma_probe_gflops=[100.0, -1.0]),
     ):
         bad = copy.deepcopy(report)
         breakage(bad)
@@ -235,6 +242,20 @@ def test_simd_level_and_peak(monkeypatch):
     assert machine.peak_gflops({"simd": "AVX-512", "mhz": None}, override=50.0)[0] == 50.0
     monkeypatch.setenv("FASTDL_PEAK_GFLOPS", "80")
     assert machine.peak_gflops({"simd": "AVX-512", "mhz": None}) == (80.0, "FASTDL_PEAK_GFLOPS")
+
+
+def test_fma_probe():
+    """The probe's figure follows from the FLOPs it reports doing; bad input is refused."""
+    cpp = pytest.importorskip("fastdl._cpp")
+    per_iter = cpp.fma_probe_flops_per_iter()
+    assert per_iter in (0, 12 * 8 * 2, 12 * 16 * 2)  # no SIMD path, AVX2, AVX-512
+    assert np.isfinite(cpp.fma_probe(1000))
+    with pytest.raises(ValueError, match="iters"):
+        cpp.fma_probe(-1)
+    g = machine.fma_probe_gflops(seconds=0.002, trials=2)
+    assert (g is None) == (per_iter == 0)
+    if g is not None:
+        assert 0 < g < 10_000
 
 
 def test_cold_start_numpy():
