@@ -16,6 +16,7 @@ import contextlib
 import contextvars
 import importlib
 import os
+import sys
 import threading
 import warnings
 from collections import Counter
@@ -190,6 +191,9 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"n must be a positive int, got {n!r}")
     with _lock:
         _num_threads = n
+        for name, module_name in _MODULES.items():  # also a backend module imported directly
+            if name not in _loaded and module_name in sys.modules:
+                _loaded[name] = sys.modules[module_name]
         for mod in _loaded.values():
             if hasattr(mod, "set_num_threads"):
                 mod.set_num_threads(n)

@@ -254,6 +254,18 @@ def test_get_num_threads_reports_the_setting(restore_threads):
 
 
 @needs_numba
+def test_set_num_threads_reaches_a_directly_imported_backend():
+    """A script that imports the backend module itself (not through use_backend) is reached too."""
+    proc = _python("""
+        import fastdl
+        from fastdl.backends import numba_jit
+        fastdl.set_num_threads(1)
+        assert numba_jit._threads == 1, numba_jit._threads
+    """)
+    assert proc.returncode == 0, proc.stderr
+
+
+@needs_numba
 def test_set_num_threads_reaches_numba(restore_threads):
     import numba
 
