@@ -150,45 +150,6 @@ def _out(size: int, k: int, stride: int, pad: int) -> int:
 # its negative-index wraparound test, which otherwise costs more than a copy.
 # (uint64 mixed with int64 would give float64, hence the explicit casts.)
 
-@_serial
-def _pad_into(x, n, ph, pw, xflat):
-    """Copy sample x[n] (C, H, W) into the flat padded buffer xflat (C*Hp*Wp + spare),
-    zero border (the spare tail is left alone and stays zero)."""
-    C, H, W = x.shape[1:]
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    xf = x.reshape(x.size)
-    src0 = n * C * H * W
-    for c in range(C):
-        for iy in range(Hp):
-            d = np.uint64((c * Hp + iy) * Wp)
-            if iy < ph or iy >= ph + H:
-                for ix in range(Wp):
-                    xflat[d + np.uint64(ix)] = 0
-                continue
-            sr = np.uint64(src0 + (c * H + iy - ph) * W)
-            for ix in range(pw):
-                xflat[d + np.uint64(ix)] = 0
-            d += np.uint64(pw)
-            for ix in range(W):
-                xflat[d + np.uint64(ix)] = xf[sr + np.uint64(ix)]
-            for ix in range(W, Wp - pw):
-                xflat[d + np.uint64(ix)] = 0
-
-
-@_serial
-def _crop_from(xflat, Hp, Wp, pad, x, n):
-    """x[n] (C, H, W) = the middle of the flat padded buffer xflat (C*Hp*Wp)."""
-    C, H, W = x.shape[1:]
-    xf = x.reshape(x.size)
-    d0 = n * C * H * W
-    for c in range(C):
-        for iy in range(H):
-            sr = np.uint64((c * Hp + iy + pad) * Wp + pad)
-            d = np.uint64(d0 + (c * H + iy) * W)
-            for ix in range(W):
-                xf[d + np.uint64(ix)] = xflat[sr + np.uint64(ix)]
-
-
 # The convolution's own im2col is (K, Q*OH) per sample: rows (c, ky, kx), and
 # output row oy in columns oy*Q .. oy*Q + OW - 1, where Q = OW, except for
 # stride 1, where Q is the padded width Wp: then every im2col row is ONE
@@ -197,7 +158,8 @@ def _crop_from(xflat, Hp, Wp, pad, x, n):
 
 @_serial
 def _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, Q, col, off):
-    """Flattened padded sample xflat (C*Hp*Wp + kw) -> col[:, off:off + OH*Q] (see above)."""
+    """Flattened padded sample xflat (C*Hp*Wp, plus kw spare zeros when Q == Wp: the last
+    contiguous slice overruns) -> col[:, off:off + OH*Q] (see above)."""
     ncol = col.shape[1]
     cf = col.reshape(col.size)
     for c in range(C):
@@ -221,8 +183,9 @@ def _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, Q, col, off):
 
 
 @_serial
-def _col2im_kq(col, off, C, Hp, Wp, kh, kw, stride, OH, OW, Q, xflat):
-    """Add col[:, off:off + OH*Q] into the flattened padded sample (padding columns must be 0)."""
+def _col2im_kq(col, off, C, Hp, Wp, kh, kw, stride, OH, OW, xflat):
+    """Add col[:, off:off + OH*OW] (rows (c, ky, kx), OW columns per output row) into
+    the flattened padded sample xflat."""
     ncol = col.shape[1]
     cf = col.reshape(col.size)
     for c in range(C):
@@ -230,16 +193,11 @@ def _col2im_kq(col, off, C, Hp, Wp, kh, kw, stride, OH, OW, Q, xflat):
             for kx in range(kw):
                 s0 = ((c * kh + ky) * kw + kx) * ncol + off
                 d0 = (c * Hp + ky) * Wp + kx
-                if Q == Wp and stride == 1:
-                    du, su = np.uint64(d0), np.uint64(s0)
-                    for q in range(OH * Q):
-                        xflat[du + np.uint64(q)] += cf[su + np.uint64(q)]
-                else:
-                    for oy in range(OH):
-                        du = np.uint64(d0 + oy * stride * Wp)
-                        su = np.uint64(s0 + oy * Q)
-                        for ox in range(OW):
-                            xflat[du + np.uint64(ox * stride)] += cf[su + np.uint64(ox)]
+                for oy in range(OH):
+                    du = np.uint64(d0 + oy * stride * Wp)
+                    su = np.uint64(s0 + oy * OW)
+                    for ox in range(OW):
+                        xflat[du + np.uint64(ox * stride)] += cf[su + np.uint64(ox)]
 
 
 # --------------------------------------------------------------------------- im2col / col2im
@@ -392,11 +350,12 @@ def _group(K: int, P: int, itemsize: int) -> int:
 
 
 @_serial
-def _conv_fwd_range(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, lo, hi, y):
-    """y[lo:hi] = conv(x[lo:hi]) + b (padding ph rows, pw columns), G samples per GEMM."""
+def _conv_fwd_range(x, W2, b, kh, kw, stride, pad, OH, OW, Q, G, lo, hi, y):
+    """y[lo:hi] = conv(x[lo:hi]) + b, G samples per GEMM."""
     C, H, W = x.shape[1:]
-    yf = y.reshape(y.size)
-    Hp, Wp = H + 2 * ph, W + 2 * pw
+    CHW = C * H * W
+    xf, yf = x.reshape(x.size), y.reshape(y.size)
+    Hp, Wp = H + 2 * pad, W + 2 * pad
     FN, K = W2.shape
     L = OH * Q
     xflat = np.zeros(C * Hp * Wp + kw, x.dtype)  # kw spare zeros: the last stride-1 slice overruns
@@ -408,7 +367,8 @@ def _conv_fwd_range(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, lo, hi, y):
             col = np.empty((K, g * L), x.dtype)
             out = np.empty((FN, g * L), x.dtype)
         for j in range(g):
-            _pad_into(x, n0 + j, ph, pw, xflat)
+            n = n0 + j
+            _pad_sample(xf[n * CHW:(n + 1) * CHW], C, H, W, pad, xflat)  # the border stays 0
             _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, Q, col, j * L)
         np.dot(W2, col, out)
         of = out.reshape(out.size)
@@ -464,10 +424,10 @@ def _conv_fwd_rows(x, W2T, b, kh, kw, stride, pad, OH, OW, G, chunks, y):
 
 
 @_parallel
-def _conv_fwd(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, chunks, y):
+def _conv_fwd(x, W2, b, kh, kw, stride, pad, OH, OW, Q, G, chunks, y):
     N = x.shape[0]
     for t in prange(chunks):
-        _conv_fwd_range(x, W2, b, kh, kw, stride, ph, pw, OH, OW, Q, G, t * N // chunks, (t + 1) * N // chunks, y)
+        _conv_fwd_range(x, W2, b, kh, kw, stride, pad, OH, OW, Q, G, t * N // chunks, (t + 1) * N // chunks, y)
 
 
 @_serial
@@ -481,12 +441,14 @@ def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, G, lo, hi, dx, dW, db, 
     when ``k_major``: OpenBLAS runs this product 1.1-1.5x faster with the longer
     side as the rows (measured on the book's layers)."""
     C, H, W = x.shape[1:]
+    CHW = C * H * W
     Hp, Wp = H + 2 * pad, W + 2 * pad
     FN, K = W2.shape
     OH, OW = dy.shape[2], dy.shape[3]
     P = OH * OW
-    xflat = np.zeros(C * Hp * Wp + kw, dy.dtype)
-    dyf = dy.reshape(dy.size)
+    xflat = np.zeros(C * Hp * Wp, dy.dtype)  # padded input sample: the border stays 0
+    dxp = np.empty(C * Hp * Wp, dy.dtype)  # padded dx of one sample
+    xf, dyf, dxf = x.reshape(x.size), dy.reshape(dy.size), dx.reshape(dx.size)
     col = np.empty((K, G * P), dy.dtype)
     dcol = np.empty((K, G * P), dy.dtype)
     dyg = np.empty((FN, G * P), dy.dtype)
@@ -504,7 +466,8 @@ def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, G, lo, hi, dx, dW, db, 
                 dst = np.uint64(f * g * P + j * P)
                 for i in range(P):
                     dgf[dst + np.uint64(i)] = dyf[src + np.uint64(i)]
-            _pad_into(x, n0 + j, pad, pad, xflat)
+            n = n0 + j
+            _pad_sample(xf[n * CHW:(n + 1) * CHW], C, H, W, pad, xflat)
             _im2col_kq(xflat, C, Hp, Wp, kh, kw, stride, OH, OW, OW, col, j * P)
         for f in range(FN):
             acc = 0.0
@@ -520,9 +483,10 @@ def _conv_bwd_range(dy, x, W2, W2T, kh, kw, stride, pad, G, lo, hi, dx, dW, db, 
         if dx.shape[0]:
             np.dot(W2T, dyg, dcol)
             for j in range(g):
-                xflat[:] = 0
-                _col2im_kq(dcol, j * P, C, Hp, Wp, kh, kw, stride, OH, OW, OW, xflat)
-                _crop_from(xflat, Hp, Wp, pad, dx, n0 + j)
+                n = n0 + j
+                dxp[:] = 0
+                _col2im_kq(dcol, j * P, C, Hp, Wp, kh, kw, stride, OH, OW, dxp)
+                _crop_sample(dxp, C, H, W, pad, dxf[n * CHW:(n + 1) * CHW])
 
 
 @_parallel
@@ -573,7 +537,7 @@ def conv2d_forward(x, W, b, stride, pad):
         G = _group(K, OH * OW, x.itemsize)
         _conv_fwd_rows(x, _ro(np.ascontiguousarray(W2.T)), _ro(b), kh, kw, stride, pad, OH, OW, G, chunks, y)
     else:
-        _conv_fwd(x, W2, _ro(b), kh, kw, stride, pad, pad, OH, OW, Q, G, chunks, y)
+        _conv_fwd(x, W2, _ro(b), kh, kw, stride, pad, OH, OW, Q, G, chunks, y)
     return y, (x, W2, W.shape, stride, pad)
 
 
