@@ -782,8 +782,8 @@ def softmax_cross_entropy(logits, t):
     Returns ``(loss: float, dlogits (N, K))`` with ``dlogits = (softmax - t) / N``.
     """
     N, K = logits.shape
-    if K == 0:  # no classes: nothing to add up (the row kernels need one logit per row)
-        return (0.0 if N else float("nan")), np.empty((N, 0), logits.dtype)
+    if K == 0:
+        return NotImplemented  # no classes (the row kernels need one logit): the reference handles it
     _enter()
     kernel = _sce_labels if t.ndim == 1 else _sce_targets
     nll, d = kernel(_ro(logits), _ro(t))
