@@ -121,26 +121,24 @@ class Momentum(Optimizer):
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__(lr=lr, momentum=momentum)
 
-    def _step(self, key, p, g):
+    def _velocity(self, key, p, g):
+        """v = momentum * v - lr * g, in place; returns v."""
         v = self._slot("v", key, p)
         v *= self.momentum
         v -= self.lr * g
-        p += v
+        return v
+
+    def _step(self, key, p, g):
+        p += self._velocity(key, p, g)
 
 
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """Nesterov's accelerated gradient, in the book's form (lr 0.01, momentum 0.9)."""
 
     name = "nesterov"
-    _slots = ("v",)
-
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(lr=lr, momentum=momentum)
 
     def _step(self, key, p, g):
-        v = self._slot("v", key, p)
-        v *= self.momentum
-        v -= self.lr * g
+        v = self._velocity(key, p, g)
         p += self.momentum * self.momentum * v
         p -= (1 + self.momentum) * self.lr * g
 
