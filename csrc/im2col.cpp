@@ -73,23 +73,15 @@ void col2im_sample(const T* col, T* x, const Window& w) {
 template <class T>
 using SampleFn = void (*)(const T*, T*, const Window&);
 
-// The AVX-512 masked versions when the CPU has them and a window row fits one vector.
+// The AVX-512 masked version (f32 or f64 by T) when the CPU has it and a window row fits
+// one vector, else the portable one.
 template <class T>
-SampleFn<T> pick_im2col(const Window& w) {
+SampleFn<T> pick(const Window& w, SampleFn<float> f32, SampleFn<double> f64, SampleFn<T> portable) {
   if (cpu_level() == CpuLevel::AVX512 && w.kw * static_cast<int64_t>(sizeof(T)) <= 64) {
-    if constexpr (sizeof(T) == 4) return im2col_sample_f32_avx512;
-    else return im2col_sample_f64_avx512;
+    if constexpr (sizeof(T) == 4) return f32;
+    else return f64;
   }
-  return im2col_sample<T>;
-}
-
-template <class T>
-SampleFn<T> pick_col2im(const Window& w) {
-  if (cpu_level() == CpuLevel::AVX512 && w.kw * static_cast<int64_t>(sizeof(T)) <= 64) {
-    if constexpr (sizeof(T) == 4) return col2im_sample_f32_avx512;
-    else return col2im_sample_f64_avx512;
-  }
-  return col2im_sample<T>;
+  return portable;
 }
 
 }  // namespace
@@ -97,7 +89,7 @@ SampleFn<T> pick_col2im(const Window& w) {
 template <class T>
 void im2col(const T* x, T* col, const Window& w) {
   const int64_t in = w.C * w.H * w.W, rows = w.OH * w.OW, K = w.C * w.kh * w.kw;
-  const SampleFn<T> f = pick_im2col<T>(w);
+  const SampleFn<T> f = pick<T>(w, im2col_sample_f32_avx512, im2col_sample_f64_avx512, im2col_sample<T>);
   parallel_for(w.N, w.N * rows * K, [&](int64_t b, int64_t e) {
     for (int64_t n = b; n < e; ++n) f(x + n * in, col + n * rows * K, w);
   });
@@ -106,7 +98,7 @@ void im2col(const T* x, T* col, const Window& w) {
 template <class T>
 void col2im(const T* col, T* x, const Window& w) {
   const int64_t in = w.C * w.H * w.W, rows = w.OH * w.OW, K = w.C * w.kh * w.kw;
-  const SampleFn<T> f = pick_col2im<T>(w);
+  const SampleFn<T> f = pick<T>(w, col2im_sample_f32_avx512, col2im_sample_f64_avx512, col2im_sample<T>);
   parallel_for(w.N, w.N * rows * K, [&](int64_t b, int64_t e) {
     for (int64_t n = b; n < e; ++n) f(col + n * rows * K, x + n * in, w);
   });
