@@ -528,8 +528,6 @@ def conv2d_forward(x, W, b, stride, pad):
     N, _, H, Wd = x.shape
     OH, OW = _out(H, kh, stride, pad), _out(Wd, kw, stride, pad)
     K = C * kh * kw
-    Q = _row_width(Wd, OW, stride, pad)
-    G = _group(K, OH * Q, x.itemsize)
     x, W2 = _ro(x), _ro(W.reshape(FN, K))
     y = np.empty((N, FN, OH, OW), x.dtype)  # NumPy's allocator: huge pages, fewer page faults
     chunks = max(1, min(N, threads))
@@ -537,7 +535,8 @@ def conv2d_forward(x, W, b, stride, pad):
         G = _group(K, OH * OW, x.itemsize)
         _conv_fwd_rows(x, _ro(np.ascontiguousarray(W2.T)), _ro(b), kh, kw, stride, pad, OH, OW, G, chunks, y)
     else:
-        _conv_fwd(x, W2, _ro(b), kh, kw, stride, pad, OH, OW, Q, G, chunks, y)
+        Q = _row_width(Wd, OW, stride, pad)
+        _conv_fwd(x, W2, _ro(b), kh, kw, stride, pad, OH, OW, Q, _group(K, OH * Q, x.itemsize), chunks, y)
     return y, (x, W2, W.shape, stride, pad)
 
 
@@ -553,10 +552,10 @@ def conv2d_backward(dy, ctx, need_dx):
     threads = _enter(uses_blas=True)
     N, _, H, Wd = x.shape
     chunks = max(1, min(N, threads))
-    G = _group(C * kh * kw, dy.shape[2] * dy.shape[3], dy.itemsize)
+    K = C * kh * kw
+    G = _group(K, dy.shape[2] * dy.shape[3], dy.itemsize)
     W2T = _ro(np.ascontiguousarray(W2.T))
     dx = np.empty((N if need_dx else 0, C, H, Wd), dy.dtype)  # NumPy's allocator: fewer page faults
-    K = C * kh * kw
     k_major = K > FN
     dW, db = _conv_bwd(_ro(dy), x, W2, W2T, kh, kw, stride, pad, G, chunks, dx, k_major)
     # Per-thread partial sums, reduced in chunk order: repeatable for a given thread count.
