@@ -17,6 +17,7 @@
 #include "cpu.h"
 #include "probe.h"
 #include "im2col.h"
+#include "optim.h"
 #include "pool.h"
 #include "softmax.h"
 
@@ -132,6 +133,23 @@ py::tuple softmax_xent(const carray<T>& z, const carray<L>& t) {
   return py::make_tuple(loss, std::move(dz));
 }
 
+// p, m and v are updated in place: they must be C-contiguous, writeable arrays of dtype T
+// (noconvert: a converted copy would be updated instead of the caller's array).
+template <class T>
+void adam_update(carray<T> p, const carray<T>& g, carray<T> m, carray<T> v, double lr, double c1, double c2,
+                 double eps) {
+  const py::ssize_t n = p.size();
+  if (g.size() != n || m.size() != n || v.size() != n)
+    throw py::value_error("adam_update: p, g, m and v must have the same size");
+  T* pp = p.mutable_data();  // throws if not writeable
+  T* mp = m.mutable_data();
+  T* vp = v.mutable_data();
+  const T* gp = g.data();
+  py::gil_scoped_release nogil;
+  fastdl::adam_update<T>(pp, gp, mp, vp, n, static_cast<T>(lr), static_cast<T>(c1), static_cast<T>(c2),
+                         static_cast<T>(eps));
+}
+
 template <class T>
 void bind_kernels(py::module_& m) {
   m.def("im2col", &im2col<T>, py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("stride"),
@@ -147,6 +165,11 @@ void bind_kernels(py::module_& m) {
         py::arg("t").noconvert(), "logits (N, K), int64 labels (N,) -> (mean loss, dlogits).");
   m.def("softmax_cross_entropy", &softmax_xent<T, T>, py::arg("logits").noconvert(), py::arg("t").noconvert(),
         "logits (N, K), target distribution (N, K) -> (mean loss, dlogits).");
+  m.def("adam_update", &adam_update<T>, py::arg("p").noconvert(), py::arg("g").noconvert(),
+        py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("lr"), py::arg("c1"), py::arg("c2"),
+        py::arg("eps"),
+        "One Adam step in place on p, m, v (same size, C-contiguous): m += c1*(g-m); v += c2*(g*g-v); "
+        "p -= lr*m/(sqrt(v)+eps), rounded as NumPy does.");
 }
 
 }  // namespace

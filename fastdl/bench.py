@@ -3,7 +3,8 @@
 The cases are the book's shapes at batch 100: SimpleConvNet's conv (1->30, 5x5
 on 28x28) and DeepConvNet's six 3x3 convs (forward, and backward without dx for
 each network's input layer), the four 2x2/2 max pools, softmax cross-entropy
-on (100, 10) and (4096, 1000), im2col/col2im, and whole training steps
+on (100, 10) and (4096, 1000), im2col/col2im, the Adam update of each network's
+largest parameter, and whole training steps
 (forward, backward, Adam update) of SimpleConvNet and DeepConvNet.  Each
 case runs on every fastdl backend and, when PyTorch is installed, on
 ``torch.nn.functional`` at the same thread count ("torch" rows).  The same
@@ -92,6 +93,8 @@ POOL_LAYERS = (
 SOFTMAX_SHAPES = ((100, 10), (4096, 1000))
 IM2COL_LAYERS = ("simple.conv1", "deep.conv2", "deep.conv4")
 #: (in, out) of the affine layers, for the FLOP count of a training step.
+#: Adam cases: the largest parameter of each network (SimpleConvNet's first affine weight).
+ADAM_PARAMS = {"simple.affine1": (4320, 100), "deep.affine1": (1024, 50)}
 AFFINE_LAYERS = {"simple_convnet": ((4320, 100), (100, 10)), "deep_convnet": ((1024, 50), (50, 10))}
 NET_CONVS = {"simple_convnet": ("simple.conv1",),
              "deep_convnet": tuple(f"deep.conv{i}" for i in range(1, 7))}
@@ -106,8 +109,8 @@ class Unavailable(Exception):
 class Case:
     """One benchmark case: a kernel (or a training step) on one of the book's shapes."""
 
-    kind: str    # conv_fwd, conv_bwd, pool_fwd, pool_bwd, softmax_ce, im2col, col2im, train_step
-    layer: str   # e.g. "deep.conv2", "simple.pool1", "4096x1000", "deep_convnet"
+    kind: str    # conv_fwd, conv_bwd, pool_fwd, pool_bwd, softmax_ce, im2col, col2im, adam, train_step
+    layer: str   # e.g. "deep.conv2", "simple.pool1", "4096x1000", "simple.affine1", "deep_convnet"
 
     @property
     def name(self) -> str:
@@ -127,6 +130,8 @@ class Case:
             return f"x{_fmt_shape(_pool(self.layer))} 2x2/2"
         if self.kind == "softmax_ce":
             return f"logits{_fmt_shape(_softmax(self.layer))}"
+        if self.kind == "adam":
+            return f"W{_fmt_shape(ADAM_PARAMS[self.layer])} in place"
         return f"batch {BATCH}, forward + backward + Adam"
 
     def flops(self) -> int | None:
@@ -182,6 +187,7 @@ def _all_cases() -> tuple[Case, ...]:
     cases += [Case("softmax_ce", f"{n}x{k}") for n, k in SOFTMAX_SHAPES]
     cases += [Case("im2col", c) for c in IM2COL_LAYERS]
     cases += [Case("col2im", c) for c in IM2COL_LAYERS]
+    cases += [Case("adam", a) for a in ADAM_PARAMS]
     cases += [Case("train_step", "simple_convnet"), Case("train_step", "deep_convnet")]
     return tuple(cases)
 
@@ -240,6 +246,10 @@ def _inputs(case: Case, dtype: np.dtype) -> dict[str, Any]:
         n, k = _softmax(case.layer)
         return {"logits": (rng.standard_normal((n, k)) * 3).astype(dtype),
                 "t": rng.integers(0, k, n).astype(np.int64)}
+    if case.kind == "adam":
+        shape = ADAM_PARAMS[case.layer]
+        return {"p": rng.standard_normal(shape).astype(dtype), "g": rng.standard_normal(shape).astype(dtype),
+                "m": (0.1 * rng.standard_normal(shape)).astype(dtype), "v": (0.01 * rng.random(shape)).astype(dtype)}
     if case.kind == "train_step":
         return {"x": rng.random((BATCH, 1, 28, 28)).astype(dtype),
                 "t": rng.integers(0, 10, BATCH).astype(np.int64)}
@@ -273,6 +283,9 @@ def _fastdl_callable(case: Case, dtype: np.dtype) -> Callable[[], Any]:
     if kind == "softmax_ce":
         logits, t = d["logits"], d["t"]
         return lambda: ops.softmax_cross_entropy(logits, t)
+    if kind == "adam":  # the same step size every call: each call is one Adam update of p
+        p, g, m, v = d["p"], d["g"], d["m"], d["v"]
+        return lambda: ops.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7)
     if kind == "train_step":
         return _fastdl_train_step(case.layer, dtype, d["x"], d["t"])
     raise ValueError(f"unknown case kind {kind!r}")
@@ -336,6 +349,12 @@ def _torch_callable(case: Case, dtype: np.dtype) -> Callable[[], Any]:
             return loss.item(), g
 
         return ce
+    if kind == "adam":  # torch.optim.Adam's default (foreach) update of one CPU parameter
+        p = torch.nn.Parameter(T["p"].clone())
+        p.grad = T["g"].clone()
+        opt = torch.optim.Adam([p], lr=1e-3)
+        opt.step()  # creates the moment buffers
+        return opt.step
     if kind == "train_step":
         return _torch_train_step(case.layer, dtype, T["x"], T["t"])
     raise ValueError(f"unknown case kind {kind!r}")

@@ -2,7 +2,8 @@
 
 Every function here checks its arguments (shapes, dtypes, hyperparameters,
 labels), makes C-contiguous views or copies where needed (inputs are never
-modified), and calls the same-named kernel of the active backend.  A backend
+modified; ``adam_update`` alone updates its parameter and moments in place),
+and calls the same-named kernel of the active backend.  A backend
 that returns ``NotImplemented`` for a case falls back to the NumPy reference,
 and the fallback is counted (see :func:`fastdl.show_config`).
 
@@ -31,6 +32,7 @@ __all__ = [
     "maxpool2d_forward",
     "maxpool2d_backward",
     "softmax_cross_entropy",
+    "adam_update",
     "conv_output_size",
     "ConvContext",
 ]
@@ -252,3 +254,55 @@ def softmax_cross_entropy(logits, t) -> tuple[float, np.ndarray]:
     else:
         raise TypeError(f"t must be integer labels or float targets, got dtype {t.dtype}")
     return _call("softmax_cross_entropy", logits, t)
+
+
+def adam_update(p, g, m, v, lr: float, beta1: float, beta2: float, eps: float = 1e-7) -> None:
+    """One Adam step, in place on ``p``, ``m`` and ``v``; ``g`` is never modified.
+
+    ``m += (1 - beta1) * (g - m)``; ``v += (1 - beta2) * (g * g - v)``;
+    ``p -= lr * m / (sqrt(v) + eps)``, with ``lr`` the step size (Adam's bias
+    correction folded in).
+
+    p, m, v: float arrays of one shape and dtype, writeable, not overlapping.
+    g: p's shape, any real dtype (cast to p's).  0 < lr, 0 <= beta1, beta2 < 1,
+    0 < eps, all finite.  float32/float64 C-contiguous arrays run on the active
+    backend and give the reference's values bit for bit; other dtypes or
+    strides run the reference (NumPy) in place.
+    """
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"p must be a NumPy array (it is updated in place), got {type(p).__name__}")
+    if not np.issubdtype(p.dtype, np.floating):
+        raise TypeError(f"p must have a float dtype, got {p.dtype}")
+    for name, a in (("p", p), ("m", m), ("v", v)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array (it is updated in place), got {type(a).__name__}")
+        if a.dtype != p.dtype:
+            raise TypeError(f"{name} has dtype {a.dtype} but p has {p.dtype}")
+        if a.shape != p.shape:
+            raise ValueError(f"{name} must have p's shape {p.shape}, got {a.shape}")
+        if not a.flags.writeable:
+            raise ValueError(f"{name} must be writeable: it is updated in place")
+    if np.may_share_memory(p, m) or np.may_share_memory(p, v) or np.may_share_memory(m, v):
+        raise ValueError("p, m and v must be separate arrays (they are updated in place)")
+    g = np.asarray(g)
+    if g.dtype == np.bool_ or not (np.issubdtype(g.dtype, np.floating) or np.issubdtype(g.dtype, np.integer)):
+        raise TypeError(f"g must have a real dtype, got {g.dtype}")
+    if g.shape != p.shape:
+        raise ValueError(f"g must have p's shape {p.shape}, got {g.shape}")
+    for name, val, lo, hi in (("lr", lr, 0.0, None), ("beta1", beta1, 0.0, 1.0), ("beta2", beta2, 0.0, 1.0),
+                              ("eps", eps, 0.0, None)):
+        try:
+            val = float(val)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {val!r}") from None
+        closed_lo = name.startswith("beta")
+        if not np.isfinite(val) or (val < lo if closed_lo else val <= lo) or (hi is not None and val >= hi):
+            rng = f"[{lo}, {hi})" if hi is not None else f"> {lo}"
+            raise ValueError(f"{name} must be finite and in {rng}, got {val!r}")
+    lr, beta1, beta2, eps = float(lr), float(beta1), float(beta2), float(eps)
+    if any(np.may_share_memory(g, a) for a in (p, m, v)):
+        g = g.copy()  # read while p, m, v are written
+    if p.dtype.type in _FLOATS and all(a.flags.c_contiguous for a in (p, m, v)):
+        _call("adam_update", p, np.ascontiguousarray(g, dtype=p.dtype), m, v, lr, beta1, beta2, eps)
+    else:
+        _ref.adam_update(p, g.astype(p.dtype, copy=False), m, v, lr, beta1, beta2, eps)

@@ -17,6 +17,8 @@ from typing import Any, Dict
 
 import numpy as np
 
+from . import ops
+
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer"]
 
 Params = Dict[str, np.ndarray]
@@ -34,11 +36,16 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: {key} must be a finite number, got {value!r}")
         if hyperparams.get("lr", 1) <= 0:
             raise ValueError(f"{type(self).__name__}: lr must be > 0, got {hyperparams['lr']!r}")
+        self._check(hyperparams)
         self._hyper = tuple(hyperparams)
         for key, value in hyperparams.items():
             setattr(self, key, float(value))
         self.iter = 0
         self.slots: dict[str, dict[str, np.ndarray]] = {s: {} for s in self._slots}
+
+    @classmethod
+    def _check(cls, hyperparams: dict) -> None:
+        """Raise ValueError for hyperparameters outside their range (all are finite numbers here)."""
 
     def _slot(self, slot: str, key: str, like: np.ndarray) -> np.ndarray:
         """State array ``slot`` for parameter ``key`` (zeros of the parameter's shape and dtype)."""
@@ -183,6 +190,12 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
         super().__init__(lr=lr, beta1=beta1, beta2=beta2)
 
+    @classmethod
+    def _check(cls, hyperparams: dict) -> None:
+        for key in ("beta1", "beta2"):
+            if not 0 <= hyperparams[key] < 1:
+                raise ValueError(f"Adam: {key} must be in [0, 1), got {hyperparams[key]!r}")
+
     def update(self, params: Params, grads: Params) -> None:
         # The bias-corrected step size depends only on the step count.
         t = self.iter + 1
@@ -190,11 +203,10 @@ class Adam(Optimizer):
         super().update(params, grads)
 
     def _step(self, key, p, g):
-        m = self._slot("m", key, p)
-        v = self._slot("v", key, p)
-        m += (1 - self.beta1) * (g - m)
-        v += (1 - self.beta2) * (g * g - v)
-        p -= self._lr_t * m / (np.sqrt(v) + p.dtype.type(1e-7))
+        # One fused pass on the active backend (numba / cpp), bit for bit the NumPy formula
+        # of ops.adam_update, which runs for other dtypes and strides.
+        ops.adam_update(p, g, self._slot("m", key, p), self._slot("v", key, p),
+                        self._lr_t, self.beta1, self.beta2, 1e-7)
 
 
 _OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)}

@@ -219,6 +219,17 @@ def test_cases_cover_the_book_shapes():
     assert {"softmax_ce 100x10", "softmax_ce 4096x1000", "train_step simple_convnet",
             "train_step deep_convnet"} <= names
     assert any(c.kind == "im2col" for c in bench.CASES) and any(c.kind == "col2im" for c in bench.CASES)
+    assert bench.Case("adam", "simple.affine1").shape() == "W(4320,100) in place"
+
+
+def test_adam_case_times_every_backend():
+    case = bench.Case("adam", "deep.affine1")
+    assert case.flops() is None
+    results, skipped = bench.run_cases([case], fastdl.available_backends(), ["float32"], [1], repeats=1,
+                                       min_time=0.0, progress=False)
+    assert {r["impl"] for r in results} == set(fastdl.available_backends()) and not skipped
+    assert all(r["kind"] == "adam" and r["shape"] == "W(1024,50) in place" for r in results)
+    assert all(r["median_s"] > 0 for r in results)
 
 
 def test_prepare_runs_every_available_backend():

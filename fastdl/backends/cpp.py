@@ -25,6 +25,7 @@ __all__ = [
     "maxpool2d_forward",
     "maxpool2d_backward",
     "softmax_cross_entropy",
+    "adam_update",
     "set_num_threads",
     "backend_info",
 ]
@@ -79,3 +80,8 @@ def maxpool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape, ph: int, pw:
 def softmax_cross_entropy(logits: np.ndarray, t: np.ndarray):
     """logits (N, K), t int64 (N,) or float (N, K) -> (mean loss: float, dlogits (N, K))."""
     return _cpp.softmax_cross_entropy(logits, t)
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps) -> None:
+    """One Adam step in place on p, m, v (C-contiguous, one dtype); bit for bit the reference's."""
+    _cpp.adam_update(p, g, m, v, lr, 1 - beta1, 1 - beta2, eps)

@@ -58,6 +58,7 @@ __all__ = [
     "maxpool2d_forward",
     "maxpool2d_backward",
     "softmax_cross_entropy",
+    "adam_update",
     "set_num_threads",
     "backend_info",
 ]
@@ -67,9 +68,9 @@ __all__ = [
 _FASTMATH = {"contract", "reassoc", "nsz"}
 
 
-def _jit(parallel: bool):
+def _jit(parallel: bool, fastmath=_FASTMATH, **extra):
     """``@njit`` with an on-disk cache; without one if Numba finds no writable cache location."""
-    opts = dict(cache=True, nogil=True, fastmath=_FASTMATH, parallel=parallel)
+    opts = dict(cache=True, nogil=True, fastmath=fastmath, parallel=parallel, **extra)
 
     def wrap(fn):
         try:
@@ -81,6 +82,11 @@ def _jit(parallel: bool):
 
 
 _serial, _parallel = _jit(False), _jit(True)
+# For kernels that must round exactly as NumPy does: no contraction to fused multiply-add, and
+# IEEE division (x / 0 is inf or NaN, as in NumPy, instead of Python's ZeroDivisionError, whose
+# per-element test also kept LLVM from vectorising).
+_exact_serial = _jit(False, fastmath=False, error_model="numpy")
+_exact_parallel = _jit(True, fastmath=False, error_model="numpy")
 
 
 # --------------------------------------------------------------------------- threads
@@ -787,3 +793,38 @@ def softmax_cross_entropy(logits, t):
     kernel = _sce_labels if t.ndim == 1 else _sce_targets
     nll, d = kernel(_ro(logits), _ro(t))
     return (float(nll.sum() / N) if N else float("nan")), d
+
+
+# --------------------------------------------------------------------------- optimizer
+
+@_exact_serial
+def _adam_range(p, g, m, v, lr, c1, c2, eps):
+    """One Adam step on flat slices, each operation rounded as NumPy rounds it."""
+    for i in range(p.size):
+        j = np.uint64(i)
+        gi, m0, v0 = g[j], m[j], v[j]
+        mi = m0 + c1 * (gi - m0)
+        vi = v0 + c2 * (gi * gi - v0)
+        m[j] = mi
+        v[j] = vi
+        p[j] = p[j] - lr * mi / (np.sqrt(vi) + eps)
+
+
+@_exact_parallel
+def _adam(p, g, m, v, lr, c1, c2, eps, chunks):
+    n = p.size
+    for t in prange(chunks):
+        lo, hi = t * n // chunks, (t + 1) * n // chunks
+        _adam_range(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], lr, c1, c2, eps)
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps):
+    """One Adam step in place on p, m, v (C-contiguous, one dtype); bit for bit the reference's.
+
+    The hyperparameters are rounded to the arrays' dtype first, as NumPy rounds
+    a Python float that meets a float32 array."""
+    threads = _enter()
+    t = p.dtype.type
+    chunks = max(1, min(threads, p.size // 16384))  # small tensors: one thread
+    _adam(p.reshape(-1), _ro(g).reshape(-1), m.reshape(-1), v.reshape(-1),
+          t(lr), t(1 - beta1), t(1 - beta2), t(eps), chunks)

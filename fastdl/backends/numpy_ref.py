@@ -3,7 +3,9 @@
 Every function follows the kernel contract of DESIGN.md: inputs are
 C-contiguous float32 or float64 arrays of one dtype (already validated by
 :mod:`fastdl.ops`), outputs have the dtype of ``x``, inputs are never
-modified.  This module never imports the fast backends.
+modified (except by ``adam_update``, the optimizer step, which updates its
+parameter and moment arrays in place).  This module never imports the fast
+backends.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ __all__ = [
     "maxpool2d_forward",
     "maxpool2d_backward",
     "softmax_cross_entropy",
+    "adam_update",
 ]
 
 
@@ -152,3 +155,18 @@ def softmax_cross_entropy(logits, t):
     loss = float(-picked.sum() / N) if N else float("nan")
     dlogits = (e / s - onehot) / max(N, 1)
     return loss, dlogits.astype(logits.dtype, copy=False)
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps):
+    """One Adam step, in place on ``p``, ``m`` and ``v`` (``g`` is only read).
+
+    ``m += (1 - beta1) * (g - m)``, ``v += (1 - beta2) * (g * g - v)``,
+    ``p -= lr * m / (sqrt(v) + eps)`` with ``lr`` the bias-corrected step size.
+    The Python-float hyperparameters act in the arrays' dtype (NumPy's rule for
+    Python scalars) and every operation is rounded on its own: the fast
+    backends reproduce these values bit for bit.  Works on any strides and
+    float dtype; the only kernel of the contract that writes to its arguments.
+    """
+    m += (1 - beta1) * (g - m)
+    v += (1 - beta2) * (g * g - v)
+    p -= lr * m / (np.sqrt(v) + p.dtype.type(eps))

@@ -1,0 +1,34 @@
+// Optimizer kernels (see optim.h).  Portable code: GCC vectorises the loop with the baseline
+// SIMD (sqrtps / divps with -fno-math-errno); CMakeLists.txt builds this file with
+// -ffp-contract=off so that no multiply-add is fused and the rounding matches NumPy's.
+#include "optim.h"
+
+#include <cmath>
+
+#include "common.h"
+
+namespace fastdl {
+
+template <class T>
+void adam_update(T* p, const T* g, T* m, T* v, int64_t n, T lr, T c1, T c2, T eps) {
+  parallel_for(n, 8 * n, [=](int64_t begin, int64_t end) {
+    T* __restrict pp = p;
+    const T* __restrict gp = g;
+    T* __restrict mp = m;
+    T* __restrict vp = v;
+    for (int64_t i = begin; i < end; ++i) {
+      const T gi = gp[i];
+      const T mi = mp[i] + c1 * (gi - mp[i]);
+      const T vi = vp[i] + c2 * (gi * gi - vp[i]);
+      mp[i] = mi;
+      vp[i] = vi;
+      pp[i] = pp[i] - lr * mi / (std::sqrt(vi) + eps);
+    }
+  });
+}
+
+template void adam_update<float>(float*, const float*, float*, float*, int64_t, float, float, float, float);
+template void adam_update<double>(double*, const double*, double*, double*, int64_t, double, double, double,
+                                  double);
+
+}  // namespace fastdl

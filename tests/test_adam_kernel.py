@@ -1,0 +1,197 @@
+"""The fused Adam update (ops.adam_update): bit for bit the NumPy formula on every backend.
+
+One test body per backend (the ``backend`` fixture).  The reference is the NumPy
+formula written out here, on copies: the fast kernels must give the same bits,
+not merely close values, so that training on numba or cpp follows the same path
+as on numpy.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import ops
+from fastdl.optimizers import Adam
+
+SHAPES = [(0,), (1,), (7,), (1001,), (3, 5), (30, 1, 5, 5), (4320, 100)]
+
+
+def numpy_adam(p, g, m, v, lr, b1, b2, eps=1e-7):
+    """The formula on copies (Python floats meet the arrays as NumPy scalars do)."""
+    p, m, v = p.copy(), m.copy(), v.copy()
+    g = g.astype(p.dtype)
+    m += (1 - b1) * (g - m)
+    v += (1 - b2) * (g * g - v)
+    p -= lr * m / (np.sqrt(v) + p.dtype.type(eps))
+    return p, m, v
+
+
+def state(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    p = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    m = (0.1 * rng.standard_normal(shape)).astype(dtype)
+    v = (0.01 * rng.random(shape)).astype(dtype)
+    return p, g, m, v
+
+
+def assert_same_bits(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert np.array_equal(a, b, equal_nan=True)
+    # equal values but also equal signs of zero
+    assert np.array_equal(np.signbit(a), np.signbit(b))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_bit_for_bit_the_numpy_formula(backend, shape, dtype):
+    p, g, m, v = state(shape, dtype, seed=len(shape) + shape[0])
+    for step, lr in enumerate([1e-3, 3.2e-4, 0.05]):
+        want = numpy_adam(p, g, m, v, lr, 0.9, 0.999)
+        g_before = g.copy()
+        ops.adam_update(p, g, m, v, lr, 0.9, 0.999)
+        for got, exp in zip((p, m, v), want):
+            assert_same_bits(got, exp)
+        assert np.array_equal(g, g_before)  # g is read only
+        g = np.random.default_rng(step).standard_normal(shape).astype(dtype)
+    assert fastdl.backend.fallback_counts().get((backend, "adam_update"), 0) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_inf_and_signed_zero_as_numpy(backend, dtype):
+    p, g, m, v = state((64,), dtype, seed=3)
+    g[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30]
+    m[6], v[7], p[8] = np.nan, np.inf, -0.0
+    with np.errstate(all="ignore"):
+        want = numpy_adam(p, g, m, v, 1e-3, 0.9, 0.999)
+        ops.adam_update(p, g, m, v, 1e-3, 0.9, 0.999)
+    for got, exp in zip((p, m, v), want):
+        assert_same_bits(got, exp)
+
+
+def test_gradient_of_another_dtype_and_layout(backend):
+    p, g, m, v = state((6, 5), np.float32, seed=4)
+    g64 = np.asfortranarray(g.astype(np.float64))
+    want = numpy_adam(p, g64, m, v, 1e-3, 0.9, 0.999)
+    ops.adam_update(p, g64, m, v, 1e-3, 0.9, 0.999)
+    for got, exp in zip((p, m, v), want):
+        assert_same_bits(got, exp)
+
+
+def test_strided_params_are_updated_in_place(backend):
+    """A non-contiguous parameter (a transposed view) takes the reference path, in place."""
+    base = np.random.default_rng(5).standard_normal((5, 7)).astype(np.float32)
+    p = base.T
+    g = np.ones_like(p)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    want = numpy_adam(p, g, m, v, 1e-2, 0.9, 0.999)
+    ops.adam_update(p, g, m, v, 1e-2, 0.9, 0.999)
+    assert np.shares_memory(p, base)
+    for got, exp in zip((p, m, v), want):
+        assert_same_bits(got, exp)
+
+
+def test_float16_params_use_the_reference(backend):
+    p, g, m, v = state((9,), np.float16, seed=6)
+    want = numpy_adam(p, g, m, v, 1e-3, 0.9, 0.999)
+    ops.adam_update(p, g, m, v, 1e-3, 0.9, 0.999)
+    for got, exp in zip((p, m, v), want):
+        assert_same_bits(got, exp)
+
+
+def test_adam_optimizer_same_bits_on_every_backend():
+    """A few Adam steps on SimpleConvNet-sized parameters give identical parameters everywhere."""
+    rng = np.random.default_rng(7)
+    params0 = {"W": rng.standard_normal((4320, 100)).astype(np.float32),
+               "b": rng.standard_normal(100).astype(np.float32)}
+    grads = [{k: rng.standard_normal(a.shape).astype(np.float32) for k, a in params0.items()} for _ in range(3)]
+    results = {}
+    for name in fastdl.available_backends():
+        params = {k: a.copy() for k, a in params0.items()}
+        opt = Adam()
+        with fastdl.use_backend(name):
+            for g in grads:
+                opt.update(params, g)
+        results[name] = params
+    for name, params in results.items():
+        for k in params0:
+            assert np.array_equal(params[k], results["numpy"][k]), (name, k)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_repeatable_for_any_thread_count(backend, threads):
+    old = fastdl.get_num_threads()
+    fastdl.set_num_threads(threads)
+    try:
+        p, g, m, v = state((200_000,), np.float32, seed=8)
+        want = numpy_adam(p, g, m, v, 1e-3, 0.9, 0.999)
+        ops.adam_update(p, g, m, v, 1e-3, 0.9, 0.999)
+        for got, exp in zip((p, m, v), want):
+            assert_same_bits(got, exp)
+    finally:
+        fastdl.set_num_threads(old)
+
+
+def test_bad_arguments():
+    p, g, m, v = state((4,), np.float32, seed=9)
+    with pytest.raises(TypeError, match="p must be a NumPy array"):
+        ops.adam_update([1.0, 2.0], g, m, v, 1e-3, 0.9, 0.999)
+    with pytest.raises(TypeError, match="p must have a float dtype"):
+        ops.adam_update(np.arange(4), g, m, v, 1e-3, 0.9, 0.999)
+    with pytest.raises(TypeError, match="m has dtype float64"):
+        ops.adam_update(p, g, m.astype(np.float64), v, 1e-3, 0.9, 0.999)
+    with pytest.raises(ValueError, match=r"v must have p's shape \(4,\)"):
+        ops.adam_update(p, g, m, v[:3], 1e-3, 0.9, 0.999)
+    with pytest.raises(ValueError, match=r"g must have p's shape \(4,\)"):
+        ops.adam_update(p, g[:2], m, v, 1e-3, 0.9, 0.999)
+    with pytest.raises(TypeError, match="g must have a real dtype"):
+        ops.adam_update(p, g > 0, m, v, 1e-3, 0.9, 0.999)
+    ro = m.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="m must be writeable"):
+        ops.adam_update(p, g, ro, v, 1e-3, 0.9, 0.999)
+    with pytest.raises(ValueError, match="separate arrays"):
+        ops.adam_update(p, g, m, m, 1e-3, 0.9, 0.999)
+    for kw, bad in [("lr", 0.0), ("lr", float("nan")), ("beta1", 1.0), ("beta2", -0.1), ("eps", 0.0)]:
+        args = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7)
+        args[kw] = bad
+        with pytest.raises(ValueError, match=kw):
+            ops.adam_update(p, g, m, v, **args)
+    # nothing was changed by the rejected calls
+    assert np.array_equal(p, state((4,), np.float32, seed=9)[0])
+
+
+def test_gradient_that_aliases_the_moments_is_read_before_the_writes(backend):
+    p, g, m, v = state((50,), np.float64, seed=10)
+    want = numpy_adam(p, m, m, v, 1e-3, 0.9, 0.999)  # g is m itself
+    ops.adam_update(p, m, m, v, 1e-3, 0.9, 0.999)
+    for got, exp in zip((p, m, v), want):
+        assert_same_bits(got, exp)
+
+
+def test_eps_that_rounds_to_zero_divides_as_numpy(backend):
+    """eps = 1e-50 is 0 in float32: m / 0 must give inf / NaN as in NumPy, not an exception."""
+    p, g, m, v = state((16,), np.float32, seed=11)
+    g[:4] = 0.0
+    m[:4] = [0.0, 1.0, -1.0, 0.0]
+    v[:4] = 0.0
+    with np.errstate(all="ignore"):
+        want = numpy_adam(p, g, m, v, 1e-3, 0.9, 0.999, eps=1e-50)
+        ops.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, eps=1e-50)
+    assert not np.isfinite(want[0][:3]).any()
+    for got, exp in zip((p, m, v), want):
+        assert_same_bits(got, exp)
+
+
+@pytest.mark.parametrize("kw", ["beta1", "beta2"])
+@pytest.mark.parametrize("bad", [1.0, -0.5, 2.0])
+def test_adam_rejects_betas_outside_0_1(kw, bad):
+    with pytest.raises(ValueError, match=f"{kw} must be in"):
+        Adam(**{kw: bad})
+    opt = Adam()
+    d = opt.state_dict()
+    d["hyperparams"][kw] = bad
+    with pytest.raises(ValueError, match=f"{kw} must be in"):
+        opt.load_state_dict(d)
+    assert getattr(opt, kw) == getattr(Adam(), kw)  # unchanged: all or nothing
