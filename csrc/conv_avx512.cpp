@@ -97,28 +97,25 @@ struct VD {
 // PREFETCHW (all AVX-512 CPUs have it): fetch the line for writing; never faults.
 inline void prefetch_write(const float* p) { asm volatile("prefetchw %0" : : "m"(*p)); }
 
-// Direct "same" convolution (stride 1, OH == H, OW == W) for float with few input channels
-// and at most 16 output channels, written straight into dst.  Output plane j of a sample is
-// flat, f = oy * W + ox, and is computed in blocks of 16 consecutive pixels (one zmm
-// accumulator per output channel), the blocks starting at f = 16 v - s so that the stores
-// are 64-byte aligned when the planes are (s = misalignment in floats, or 0).  The input is
-// stored unpadded in width with zero rows above and below, so tap (c, ky, kx) of a block is
-// one shifted load, lanes whose column ox + kx - pw leaves the image masked to zero, and
-// that vector feeds F FMAs with the weights broadcast from memory (accumulators start at
-// the bias).  The output is far larger than L2, so the stores set the pace: each block
+// Direct "same" convolution (stride 1, OH == H, OW == W) for float with at most 16 output
+// channels, written straight into dst.  Output plane j of a sample is flat, f = oy * W + ox,
+// and is computed in blocks of 16 consecutive pixels (one zmm accumulator per output
+// channel), the blocks starting at f = 16 v - s so that the stores are 64-byte aligned when
+// the planes are (s = misalignment in floats, or 0).  The input is stored unpadded in width
+// with zero rows above and below, so tap (c, ky, kx) of a block is one shifted load, lanes
+// whose column ox + kx - pw leaves the image masked to zero (none for kx == pw), and that
+// vector feeds F FMAs with the weights broadcast from memory (accumulators start at the
+// bias).  The output is far larger than L2, so the stores set the pace: each block
 // prefetches its F output lines for writing before its FMAs, which keeps the line
-// transfers running underneath the arithmetic.
+// transfers running underneath the arithmetic.  (Measured and dropped: tiles of 8 channels
+// by 3 blocks, fewer loads per FMA but no faster; prefetching a tile or more ahead;
+// streaming stores.)
 template <int F, int KW>
 void same_planes(const FlatJob<float>& job, const float* xb, int64_t P, const __mmask16* masks,
                  int64_t nb, int64_t s, float* d) {
-  const int64_t kw = KW > 0 ? KW : job.kw, HW = job.OH * job.OW, nout = job.nout;
-  // Input rows r = (c, ky) (at most 32, see same_ok): offset of the row's first tap.
-  const int R = static_cast<int>(job.cin * job.kh);
-  int64_t roff[32];
-  for (int r = 0; r < R; ++r) roff[r] = r / job.kh * P + r % job.kh * job.W;
-  __m512 bv[F];
-#pragma GCC unroll 16
-  for (int j = 0; j < F; ++j) bv[j] = _mm512_set1_ps(job.bias ? job.bias[j] : 0.f);
+  const int64_t kw = KW > 0 ? KW : job.kw, kh = job.kh, Wd = job.W, cin = job.cin;
+  const int64_t HW = job.OH * job.OW, nout = job.nout;
+  const float* bias = job.bias;
   const __mmask16* mv = masks;
   for (int64_t f0 = -s; f0 < 16 * nb - s; f0 += 16, mv += kw) {
     float* dv = d + f0;  // plane j of the block at dv + j * hw
@@ -132,20 +129,26 @@ void same_planes(const FlatJob<float>& job, const float* xb, int64_t P, const __
     for (int j = 0; j < F; ++j) prefetch_write(dv + j * hw);
     __m512 acc[F];
 #pragma GCC unroll 16
-    for (int j = 0; j < F; ++j) acc[j] = bv[j];
-    const float* xv0 = xb + f0;
-    const float* w = job.wt;
+    for (int j = 0; j < F; ++j) acc[j] = bias ? _mm512_set1_ps(bias[j]) : _mm512_setzero_ps();
+    // Lanes whose column ox + kx - pw is inside the image: all of them for kx == pw, which
+    // is 1 when KW == 3 (see pick_same).
     __mmask16 mk[KW > 0 ? KW : 16];
 #pragma GCC unroll 16
     for (int kx = 0; kx < kw; ++kx) mk[kx] = mv[kx];
-    for (int r = 0; r < R; ++r) {
-      const float* xr = xv0 + roff[r];
+    const float* w = job.wt;
+    const float* xc = xb + f0;
+    for (int64_t c = 0; c < cin; ++c, xc += P) {
+      const float* xr = xc;
+#pragma GCC unroll 1
+      for (int64_t ky = 0; ky < kh; ++ky, xr += Wd) {
 #pragma GCC unroll 16
-      for (int kx = 0; kx < kw; ++kx) {
-        const __m512 xv = _mm512_maskz_loadu_ps(mk[kx], xr + kx);
+        for (int kx = 0; kx < kw; ++kx) {
+          const __m512 xv = KW == 3 && kx == 1 ? _mm512_loadu_ps(xr + kx)
+                                               : _mm512_maskz_loadu_ps(mk[kx], xr + kx);
 #pragma GCC unroll 16
-        for (int j = 0; j < F; ++j) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[j]), xv, acc[j]);
-        w += nout;
+          for (int j = 0; j < F; ++j) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[j]), xv, acc[j]);
+          w += nout;
+        }
       }
     }
     asm("" : "+r"(hw));  // again: recomputed addresses, not F spilled ones
@@ -166,14 +169,14 @@ void same_planes(const FlatJob<float>& job, const float* xb, int64_t P, const __
 using SameFn = void (*)(const FlatJob<float>&, const float*, int64_t, const __mmask16*, int64_t,
                         int64_t, float*);
 
-// The window width is a constant for 3 (the book's 3x3 layers), so its taps unroll.
+// The window width is a constant for 3 (the book's 3x3 layers, pw == 1), so its taps unroll.
 template <int F>
-SameFn pick_same(int f, int64_t kw) {
+SameFn pick_same(int f, const FlatJob<float>& j) {
   if constexpr (F == 0) {
     return nullptr;
   } else {
-    if (f == F) return kw == 3 ? &same_planes<F, 3> : &same_planes<F, 0>;
-    return pick_same<F - 1>(f, kw);
+    if (f == F) return j.kw == 3 && j.pw == 1 ? &same_planes<F, 3> : &same_planes<F, 0>;
+    return pick_same<F - 1>(f, j);
   }
 }
 
@@ -183,11 +186,11 @@ int64_t same_plane(const FlatJob<float>& j) {
   return (16 + j.ph * j.W + j.pw + j.H * j.W + (j.kh - 1 - j.ph) * j.W + j.kw + 16 + 15) / 16 * 16;
 }
 
-// Whether same_planes handles the job: stride-1 "same" geometry, a short reduction, at most
-// 16 output channels, and its buffers fit the flat path's scratch.
+// Whether same_planes handles the job: stride-1 "same" geometry, at most 16 output channels,
+// and its buffers fit the flat path's scratch.
 bool same_ok(const FlatJob<float>& j) {
   if (!(j.OH == j.H && j.OW == j.W && j.ph >= 0 && j.pw >= 0 && j.ph < j.kh && j.pw < j.kw &&
-        j.nout >= 1 && j.nout <= 16 && j.kw <= 16 && j.cin * j.kh * j.kw <= 32))
+        j.nout >= 1 && j.nout <= 16 && j.kw <= 16))
     return false;
   const int64_t nb = (j.H * j.W + 15) / 16 + 1;
   const int64_t need = 16 + j.cin * same_plane(j) + (nb * j.kw + 1) / 2 + 1;
@@ -223,7 +226,7 @@ void flat_conv_f(const FlatJob<float>& job, int64_t n0, int64_t n1, float* scrat
     ox = _mm512_add_epi32(ox, sixteen);
     for (__mmask16 m; (m = _mm512_cmpge_epi32_mask(ox, wv)) != 0;) ox = _mm512_mask_sub_epi32(ox, m, ox, wv);
   }
-  const SameFn fn = pick_same<16>(static_cast<int>(job.nout), job.kw);
+  const SameFn fn = pick_same<16>(static_cast<int>(job.nout), job);
   for (int64_t k = 0; k < 16; ++k) scratch[k] = 0.f;
   for (int64_t n = n0; n < n1; ++n) {
     // xb + c * P + f + ky * W + kx holds input (oy + ky - ph, ox + kx - pw) of pixel f = oy * W + ox.

@@ -24,7 +24,7 @@ from fastdl.backends import numpy_ref as ref  # noqa: E402
 
 # (N, C, H, W, FN, kh, kw, stride, pad): the books' layers (small batches) and odd cases:
 # stride 2/3, pad beyond the kernel, 1x1, non-square kernels, channel counts that are not
-# whole vectors, N = 0, C = 0.
+# whole vectors, "same" layers with many input channels (3x3 and 5x5), N = 0, C = 0.
 SHAPES = [
     (2, 1, 28, 28, 16, 3, 3, 1, 1),
     (2, 16, 14, 14, 32, 3, 3, 1, 2),
@@ -38,6 +38,8 @@ SHAPES = [
     (2, 5, 6, 6, 3, 1, 1, 1, 0),
     (2, 3, 5, 5, 4, 1, 1, 2, 1),
     (3, 1, 3, 3, 1, 3, 3, 1, 1),
+    (3, 16, 12, 12, 16, 3, 3, 1, 1),
+    (2, 6, 7, 9, 5, 5, 5, 1, 2),
     (0, 3, 5, 5, 4, 3, 3, 1, 1),
     (2, 0, 5, 5, 3, 3, 3, 1, 1),
 ]
