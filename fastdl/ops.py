@@ -303,6 +303,7 @@ def adam_update(p, g, m, v, lr: float, beta1: float, beta2: float, eps: float = 
     if any(np.may_share_memory(g, a) for a in (p, m, v)):
         g = g.copy()  # read while p, m, v are written
     if p.dtype.type in _FLOATS and all(a.flags.c_contiguous for a in (p, m, v)):
-        _call("adam_update", p, np.ascontiguousarray(g, dtype=p.dtype), m, v, lr, beta1, beta2, eps)
+        # asarray(order="C") keeps a 0-d array 0-d (ascontiguousarray would make it 1-d)
+        _call("adam_update", p, np.asarray(g, dtype=p.dtype, order="C"), m, v, lr, beta1, beta2, eps)
     else:
         _ref.adam_update(p, g.astype(p.dtype, copy=False), m, v, lr, beta1, beta2, eps)

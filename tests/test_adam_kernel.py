@@ -14,7 +14,7 @@ import fastdl
 from fastdl import ops
 from fastdl.optimizers import Adam
 
-SHAPES = [(0,), (1,), (7,), (1001,), (3, 5), (30, 1, 5, 5), (4320, 100)]
+SHAPES = [(), (0,), (1,), (7,), (1001,), (3, 5), (30, 1, 5, 5), (4320, 100)]
 
 
 def numpy_adam(p, g, m, v, lr, b1, b2, eps=1e-7):
@@ -29,10 +29,10 @@ def numpy_adam(p, g, m, v, lr, b1, b2, eps=1e-7):
 
 def state(shape, dtype, seed):
     rng = np.random.default_rng(seed)
-    p = rng.standard_normal(shape).astype(dtype)
-    g = rng.standard_normal(shape).astype(dtype)
-    m = (0.1 * rng.standard_normal(shape)).astype(dtype)
-    v = (0.01 * rng.random(shape)).astype(dtype)
+    p = np.array(rng.standard_normal(shape), dtype)  # np.array: shape () stays a 0-d array
+    g = np.array(rng.standard_normal(shape), dtype)
+    m = np.array(0.1 * rng.standard_normal(shape), dtype)
+    v = np.array(0.01 * rng.random(shape), dtype)
     return p, g, m, v
 
 
@@ -46,7 +46,7 @@ def assert_same_bits(a, b):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_bit_for_bit_the_numpy_formula(backend, shape, dtype):
-    p, g, m, v = state(shape, dtype, seed=len(shape) + shape[0])
+    p, g, m, v = state(shape, dtype, seed=len(shape) + (shape[0] if shape else 0))
     for step, lr in enumerate([1e-3, 3.2e-4, 0.05]):
         want = numpy_adam(p, g, m, v, lr, 0.9, 0.999)
         g_before = g.copy()
@@ -54,7 +54,7 @@ def test_bit_for_bit_the_numpy_formula(backend, shape, dtype):
         for got, exp in zip((p, m, v), want):
             assert_same_bits(got, exp)
         assert np.array_equal(g, g_before)  # g is read only
-        g = np.random.default_rng(step).standard_normal(shape).astype(dtype)
+        g = np.array(np.random.default_rng(step).standard_normal(shape), dtype)
     assert fastdl.backend.fallback_counts().get((backend, "adam_update"), 0) == 0
 
 
