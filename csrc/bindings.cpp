@@ -11,11 +11,13 @@
 #include <array>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "common.h"
 #include "conv.h"
 #include "cpu.h"
 #include "probe.h"
+#include "elementwise.h"
 #include "im2col.h"
 #include "optim.h"
 #include "pool.h"
@@ -133,6 +135,38 @@ py::tuple softmax_xent(const carray<T>& z, const carray<L>& t) {
   return py::make_tuple(loss, std::move(dz));
 }
 
+template <class T>
+py::tuple relu_forward(const carray<T>& x) {
+  std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+  carray<T> y(shape);
+  py::array_t<bool, py::array::c_style> mask(shape);
+  const T* xp = x.data();
+  T* yp = y.mutable_data();
+  bool* mp = mask.mutable_data();
+  const py::ssize_t n = x.size();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::relu_forward<T>(xp, yp, mp, n);
+  }
+  return py::make_tuple(std::move(y), std::move(mask));
+}
+
+template <class T>
+carray<T> relu_backward(const carray<T>& dout, const py::array_t<bool, py::array::c_style>& mask) {
+  if (mask.size() != dout.size()) throw py::value_error("relu_backward: mask and dout differ in size");
+  std::vector<py::ssize_t> shape(dout.shape(), dout.shape() + dout.ndim());
+  carray<T> dx(shape);
+  const T* dp = dout.data();
+  const bool* mp = mask.data();
+  T* xp = dx.mutable_data();
+  const py::ssize_t n = dout.size();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::relu_backward<T>(dp, mp, xp, n);
+  }
+  return dx;
+}
+
 // p, m and v are updated in place: they must be C-contiguous, writeable arrays of dtype T
 // (noconvert: a converted copy would be updated instead of the caller's array).
 template <class T>
@@ -165,6 +199,10 @@ void bind_kernels(py::module_& m) {
         py::arg("t").noconvert(), "logits (N, K), int64 labels (N,) -> (mean loss, dlogits).");
   m.def("softmax_cross_entropy", &softmax_xent<T, T>, py::arg("logits").noconvert(), py::arg("t").noconvert(),
         "logits (N, K), target distribution (N, K) -> (mean loss, dlogits).");
+  m.def("relu_forward", &relu_forward<T>, py::arg("x").noconvert(),
+        "x (any shape) -> (max(x, 0), x > 0 as bool), as np.maximum(x, 0) and x > 0.");
+  m.def("relu_backward", &relu_backward<T>, py::arg("dout").noconvert(), py::arg("mask").noconvert(),
+        "dout, bool mask of the same size -> dout * mask, rounded as NumPy.");
   m.def("adam_update", &adam_update<T>, py::arg("p").noconvert(), py::arg("g").noconvert(),
         py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("lr"), py::arg("c1"), py::arg("c2"),
         py::arg("eps"),

@@ -32,6 +32,8 @@ __all__ = [
     "maxpool2d_forward",
     "maxpool2d_backward",
     "softmax_cross_entropy",
+    "relu_forward",
+    "relu_backward",
     "adam_update",
     "conv_output_size",
     "ConvContext",
@@ -254,6 +256,40 @@ def softmax_cross_entropy(logits, t) -> tuple[float, np.ndarray]:
     else:
         raise TypeError(f"t must be integer labels or float targets, got dtype {t.dtype}")
     return _call("softmax_cross_entropy", logits, t)
+
+
+def relu_forward(x) -> tuple[np.ndarray, np.ndarray]:
+    """ReLU in one pass: x (any shape) -> (y = max(x, 0) in x's dtype, mask = x > 0 (bool)).
+
+    NaN stays NaN in y (mask False), -0 becomes +0, as ``np.maximum(x, 0)``.
+    float32/float64 run on the active backend, bit for bit the reference's
+    values; other real dtypes run the reference.
+    """
+    x = np.asarray(x)
+    if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise TypeError(f"x must have a real dtype, got {x.dtype}")
+    if x.dtype.type not in _FLOATS:
+        return _ref.relu_forward(x)
+    return _call("relu_forward", np.asarray(x, order="C"))  # asarray keeps 0-d arrays 0-d
+
+
+def relu_backward(dout, mask) -> np.ndarray:
+    """dout (any shape) and the forward's bool mask (same shape) -> dx = dout * mask in dout's dtype.
+
+    Rounded as NumPy multiplies by 0 or 1: NaN * 0 is NaN, a negative times 0 is -0.
+    """
+    dout = np.asarray(dout)
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"mask must be a bool array (relu_forward's), got dtype {mask.dtype}")
+    if mask.shape != dout.shape:
+        raise ValueError(f"mask must have dout's shape {dout.shape}, got {mask.shape}")
+    if dout.dtype == np.bool_ or not (np.issubdtype(dout.dtype, np.floating)
+                                      or np.issubdtype(dout.dtype, np.integer)):
+        raise TypeError(f"dout must have a real dtype, got {dout.dtype}")
+    if dout.dtype.type not in _FLOATS:
+        return _ref.relu_backward(dout, mask)
+    return _call("relu_backward", np.asarray(dout, order="C"), np.asarray(mask, order="C"))
 
 
 def adam_update(p, g, m, v, lr: float, beta1: float, beta2: float, eps: float = 1e-7) -> None:

@@ -25,6 +25,8 @@ __all__ = [
     "maxpool2d_forward",
     "maxpool2d_backward",
     "softmax_cross_entropy",
+    "relu_forward",
+    "relu_backward",
     "adam_update",
     "set_num_threads",
     "backend_info",
@@ -88,3 +90,17 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps) -> None:
         return NotImplemented  # an extension built before this kernel existed
     _cpp.adam_update(p, g, m, v, lr, 1 - beta1, 1 - beta2, eps)
     return None
+
+
+def relu_forward(x: np.ndarray):
+    """x (any shape) -> (max(x, 0), x > 0); bit for bit the reference's."""
+    if not hasattr(_cpp, "relu_forward"):
+        return NotImplemented  # an extension built before this kernel existed
+    return _cpp.relu_forward(x)
+
+
+def relu_backward(dout: np.ndarray, mask: np.ndarray):
+    """dout, bool mask -> dout * mask; bit for bit the reference's."""
+    if not hasattr(_cpp, "relu_backward"):
+        return NotImplemented
+    return _cpp.relu_backward(dout, mask)

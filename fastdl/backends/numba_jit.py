@@ -58,6 +58,8 @@ __all__ = [
     "maxpool2d_forward",
     "maxpool2d_backward",
     "softmax_cross_entropy",
+    "relu_forward",
+    "relu_backward",
     "adam_update",
     "set_num_threads",
     "backend_info",
@@ -828,3 +830,59 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps):
     chunks = max(1, min(threads, p.size // 16384))  # small tensors: one thread
     _adam(p.reshape(-1), _ro(g).reshape(-1), m.reshape(-1), v.reshape(-1),
           t(lr), t(1 - beta1), t(1 - beta2), t(eps), chunks)
+
+
+# --------------------------------------------------------------------------- ReLU
+
+@_exact_serial
+def _relu_fwd_range(x, y, mask):
+    for i in range(x.size):
+        j = np.uint64(i)
+        v = x[j]
+        pos = v > 0
+        mask[j] = pos
+        y[j] = v if (pos or v != v) else 0.0  # NaN kept as it is; -0 -> +0, as np.maximum(x, 0)
+
+
+@_exact_parallel
+def _relu_fwd(x, y, mask, chunks):
+    n = x.size
+    for t in prange(chunks):
+        lo, hi = t * n // chunks, (t + 1) * n // chunks
+        _relu_fwd_range(x[lo:hi], y[lo:hi], mask[lo:hi])
+
+
+@_exact_serial
+def _relu_bwd_range(d, mask, dx, one, zero):
+    for i in range(d.size):
+        j = np.uint64(i)
+        dx[j] = d[j] * (one if mask[j] else zero)  # a multiply by 1 or 0, as NumPy's dout * mask
+
+
+@_exact_parallel
+def _relu_bwd(d, mask, dx, one, zero, chunks):
+    n = d.size
+    for t in prange(chunks):
+        lo, hi = t * n // chunks, (t + 1) * n // chunks
+        _relu_bwd_range(d[lo:hi], mask[lo:hi], dx[lo:hi], one, zero)
+
+
+def _elementwise_chunks(n: int) -> int:
+    return max(1, min(_enter(), n // 65536))  # below ~64K elements one thread is faster
+
+
+def relu_forward(x):
+    """x (any shape) -> (max(x, 0), x > 0) in one pass; bit for bit the reference's."""
+    y = np.empty_like(x)
+    mask = np.empty(x.shape, np.bool_)
+    _relu_fwd(_ro(x).reshape(-1), y.reshape(-1), mask.reshape(-1), _elementwise_chunks(x.size))
+    return y, mask
+
+
+def relu_backward(dout, mask):
+    """dout, bool mask -> dout * mask in one pass; bit for bit the reference's."""
+    dx = np.empty_like(dout)
+    t = dout.dtype.type
+    _relu_bwd(_ro(dout).reshape(-1), _ro(mask).reshape(-1), dx.reshape(-1), t(1), t(0),
+              _elementwise_chunks(dout.size))
+    return dx

@@ -19,6 +19,8 @@ __all__ = [
     "maxpool2d_forward",
     "maxpool2d_backward",
     "softmax_cross_entropy",
+    "relu_forward",
+    "relu_backward",
     "adam_update",
 ]
 
@@ -170,3 +172,14 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps):
     m += (1 - beta1) * (g - m)
     v += (1 - beta2) * (g * g - v)
     p -= lr * m / (np.sqrt(v) + p.dtype.type(eps))
+
+
+def relu_forward(x):
+    """x (any shape) -> (y = max(x, 0) in x's dtype, mask = x > 0).  NaN stays NaN in y
+    (its mask is False); -0 becomes +0."""
+    return np.maximum(x, 0), x > 0
+
+
+def relu_backward(dout, mask):
+    """dout, bool mask (same shape) -> dx = dout * mask in dout's dtype (NaN * 0 is NaN)."""
+    return np.multiply(dout, mask, dtype=dout.dtype)
