@@ -54,6 +54,16 @@ _AUTO_ORDER = ("cpp", "numba", "numpy")
 # backend loads it; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# OpenBLAS's idle workers spin for 2**28 cycles (~0.1 s) after each multi-threaded product
+# before they sleep.  Under the reference backend (BLAS on n threads) that spin took the
+# second core from whatever parallel kernel ran next: measured in `fastdl bench` at 2
+# threads, cpp conv2 forward right after the reference took 2.7-3.9 ms with the default
+# spin and 1.9 ms with 2**20 cycles (~0.4 ms at 2.5 GHz), its 1-thread time being 3.5-4 ms.
+# OpenBLAS reads this when it loads (with NumPy), so it only counts when fastdl is imported
+# first, as the fastdl command does; a value the user set wins.  (Under numba and cpp,
+# BLAS runs on one thread anyway: see set_num_threads.)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
 
 class BackendUnavailableError(ImportError):
     """A known backend could not be imported; ``__cause__`` is the original error."""

@@ -285,3 +285,26 @@ def test_set_num_threads_reaches_numba(restore_threads):
     fastdl.set_num_threads(numba.config.NUMBA_NUM_THREADS + 3)
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
     assert fastdl.get_num_threads() == numba.config.NUMBA_NUM_THREADS + 3
+
+
+@pytest.mark.parametrize("user", [None, "28"])
+def test_openblas_idle_spin_is_short_unless_the_user_says_otherwise(user):
+    """Imported first, fastdl sets OPENBLAS_THREAD_TIMEOUT before NumPy (hence OpenBLAS) loads."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if user:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user
+    code = (
+        "import os, sys\n"
+        "class Spy:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'numpy':\n"
+        "            print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))\n"
+        "            sys.meta_path.remove(self)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Spy())\n"
+        "import fastdl\n"
+        "import numpy\n"  # (fastdl itself imports NumPy lazily)
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == (user or "20")  # the value OpenBLAS saw when NumPy was imported
