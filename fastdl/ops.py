@@ -54,6 +54,14 @@ def _float_array(a: Any, name: str, ndim: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _real_array(a: Any, name: str) -> np.ndarray:
+    """``a`` as an array of a real (integer or float, not bool) dtype; TypeError otherwise."""
+    arr = np.asarray(a)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must have a real dtype, got {arr.dtype}")
+    return arr
+
+
 def _same_dtype(x: np.ndarray, other: np.ndarray, name: str) -> None:
     if other.dtype != x.dtype:
         raise TypeError(f"{name} has dtype {other.dtype} but x has {x.dtype}; cast one of them")
@@ -265,9 +273,7 @@ def relu_forward(x) -> tuple[np.ndarray, np.ndarray]:
     float32/float64 run on the active backend, bit for bit the reference's
     values; other real dtypes run the reference.
     """
-    x = np.asarray(x)
-    if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise TypeError(f"x must have a real dtype, got {x.dtype}")
+    x = _real_array(x, "x")
     if x.dtype.type not in _FLOATS:
         return _ref.relu_forward(x)
     return _call("relu_forward", np.asarray(x, order="C"))  # asarray keeps 0-d arrays 0-d
@@ -284,12 +290,21 @@ def relu_backward(dout, mask) -> np.ndarray:
         raise TypeError(f"mask must be a bool array (relu_forward's), got dtype {mask.dtype}")
     if mask.shape != dout.shape:
         raise ValueError(f"mask must have dout's shape {dout.shape}, got {mask.shape}")
-    if dout.dtype == np.bool_ or not (np.issubdtype(dout.dtype, np.floating)
-                                      or np.issubdtype(dout.dtype, np.integer)):
-        raise TypeError(f"dout must have a real dtype, got {dout.dtype}")
+    dout = _real_array(dout, "dout")
     if dout.dtype.type not in _FLOATS:
         return _ref.relu_backward(dout, mask)
     return _call("relu_backward", np.asarray(dout, order="C"), np.asarray(mask, order="C"))
+
+
+def _finite(val: Any, name: str) -> float:
+    """``val`` as a finite Python float; ValueError naming ``name`` otherwise."""
+    try:
+        out = float(val)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {val!r}") from None
+    if not np.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {val!r}")
+    return out
 
 
 def adam_update(p, g, m, v, lr: float, beta1: float, beta2: float, eps: float = 1e-7) -> None:
@@ -320,22 +335,17 @@ def adam_update(p, g, m, v, lr: float, beta1: float, beta2: float, eps: float = 
             raise ValueError(f"{name} must be writeable: it is updated in place")
     if np.may_share_memory(p, m) or np.may_share_memory(p, v) or np.may_share_memory(m, v):
         raise ValueError("p, m and v must be separate arrays (they are updated in place)")
-    g = np.asarray(g)
-    if g.dtype == np.bool_ or not (np.issubdtype(g.dtype, np.floating) or np.issubdtype(g.dtype, np.integer)):
-        raise TypeError(f"g must have a real dtype, got {g.dtype}")
+    g = _real_array(g, "g")
     if g.shape != p.shape:
         raise ValueError(f"g must have p's shape {p.shape}, got {g.shape}")
-    for name, val, lo, hi in (("lr", lr, 0.0, None), ("beta1", beta1, 0.0, 1.0), ("beta2", beta2, 0.0, 1.0),
-                              ("eps", eps, 0.0, None)):
-        try:
-            val = float(val)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number, got {val!r}") from None
-        closed_lo = name.startswith("beta")
-        if not np.isfinite(val) or (val < lo if closed_lo else val <= lo) or (hi is not None and val >= hi):
-            rng = f"[{lo}, {hi})" if hi is not None else f"> {lo}"
-            raise ValueError(f"{name} must be finite and in {rng}, got {val!r}")
-    lr, beta1, beta2, eps = float(lr), float(beta1), float(beta2), float(eps)
+    lr, eps = _finite(lr, "lr"), _finite(eps, "eps")
+    beta1, beta2 = _finite(beta1, "beta1"), _finite(beta2, "beta2")
+    for name, val in (("lr", lr), ("eps", eps)):
+        if val <= 0:
+            raise ValueError(f"{name} must be finite and > 0, got {val!r}")
+    for name, val in (("beta1", beta1), ("beta2", beta2)):
+        if not 0 <= val < 1:
+            raise ValueError(f"{name} must be finite and in [0, 1), got {val!r}")
     if any(np.may_share_memory(g, a) for a in (p, m, v)):
         g = g.copy()  # read while p, m, v are written
     if p.dtype.type in _FLOATS and all(a.flags.c_contiguous for a in (p, m, v)):
