@@ -13,6 +13,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "alloc.h"
+#include "arrays.h"
 #include "common.h"
 #include "conv.h"
 #include "cpu.h"
@@ -58,7 +60,7 @@ fastdl::Window window(const Shape4& s, py::ssize_t kh, py::ssize_t kw, py::ssize
 template <class T>
 carray<T> im2col(const carray<T>& x, py::ssize_t kh, py::ssize_t kw, py::ssize_t stride, py::ssize_t pad) {
   const auto w = window({x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, kh, kw, stride, pad);
-  carray<T> col({w.N * w.OH * w.OW, w.C * kh * kw});
+  auto col = fastdl::new_array<T>({w.N * w.OH * w.OW, w.C * kh * kw});
   const T* xp = x.data();
   T* cp = col.mutable_data();
   {
@@ -72,7 +74,7 @@ template <class T>
 carray<T> col2im(const carray<T>& col, const Shape4& x_shape, py::ssize_t kh, py::ssize_t kw,
                  py::ssize_t stride, py::ssize_t pad) {
   const auto w = window(x_shape, kh, kw, stride, pad);
-  carray<T> x({x_shape[0], x_shape[1], x_shape[2], x_shape[3]});
+  auto x = fastdl::new_array<T>({x_shape[0], x_shape[1], x_shape[2], x_shape[3]});
   const T* cp = col.data();
   T* xp = x.mutable_data();
   {
@@ -87,8 +89,8 @@ py::tuple maxpool_forward(const carray<T>& x, py::ssize_t ph, py::ssize_t pw, py
                           py::ssize_t pad) {
   const py::ssize_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
   const py::ssize_t OH = out_size(H, ph, stride, pad), OW = out_size(W, pw, stride, pad);
-  carray<T> y({N, C, OH, OW});
-  carray<int64_t> am({N, C, OH, OW});
+  auto y = fastdl::new_array<T>({N, C, OH, OW});
+  auto am = fastdl::new_array<int64_t>({N, C, OH, OW});
   const T* xp = x.data();
   T* yp = y.mutable_data();
   int64_t* ap = am.mutable_data();
@@ -103,7 +105,7 @@ template <class T>
 carray<T> maxpool_backward(const carray<T>& dy, const carray<int64_t>& argmax, const Shape4& x_shape,
                            py::ssize_t ph, py::ssize_t pw, py::ssize_t stride, py::ssize_t pad) {
   const py::ssize_t H = x_shape[2], W = x_shape[3];
-  carray<T> dx({x_shape[0], x_shape[1], H, W});
+  auto dx = fastdl::new_array<T>({x_shape[0], x_shape[1], H, W});
   const T* gp = dy.data();
   const int64_t* ap = argmax.data();
   T* dp = dx.mutable_data();
@@ -120,7 +122,7 @@ carray<T> maxpool_backward(const carray<T>& dy, const carray<int64_t>& argmax, c
 template <class T, class L>
 py::tuple softmax_xent(const carray<T>& z, const carray<L>& t) {
   const py::ssize_t N = z.shape(0), K = z.shape(1);
-  carray<T> dz({N, K});
+  auto dz = fastdl::new_array<T>({N, K});
   const T* zp = z.data();
   const L* tp = t.data();
   T* dp = dz.mutable_data();
@@ -138,8 +140,8 @@ py::tuple softmax_xent(const carray<T>& z, const carray<L>& t) {
 template <class T>
 py::tuple relu_forward(const carray<T>& x) {
   std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
-  carray<T> y(shape);
-  py::array_t<bool, py::array::c_style> mask(shape);
+  auto y = fastdl::new_array<T>(shape);
+  auto mask = fastdl::new_array<bool>(shape);
   const T* xp = x.data();
   T* yp = y.mutable_data();
   bool* mp = mask.mutable_data();
@@ -155,7 +157,7 @@ template <class T>
 carray<T> relu_backward(const carray<T>& dout, const py::array_t<bool, py::array::c_style>& mask) {
   if (mask.size() != dout.size()) throw py::value_error("relu_backward: mask and dout differ in size");
   std::vector<py::ssize_t> shape(dout.shape(), dout.shape() + dout.ndim());
-  carray<T> dx(shape);
+  auto dx = fastdl::new_array<T>(shape);
   const T* dp = dout.data();
   const bool* mp = mask.data();
   T* xp = dx.mutable_data();
@@ -241,6 +243,22 @@ PYBIND11_MODULE(_cpp, m) {
         "returns a checksum.  FLOPs per round: fma_probe_flops_per_iter() (0: no SIMD path).");
   m.def("fma_probe_flops_per_iter", &fastdl::fma_probe_flops_per_iter,
         "FP32 FLOPs one round of fma_probe does (0 without an AVX2/AVX-512 path).");
+  m.def("cache_info", []() {
+    const auto c = fastdl::cache_info();
+    py::dict d;
+    d["cached_bytes"] = c.cached_bytes;
+    d["cached_blocks"] = c.cached_blocks;
+    d["limit_bytes"] = c.limit_bytes;
+    d["hits"] = c.hits;
+    d["misses"] = c.misses;
+    return d;
+  }, "The block cache behind the kernels' large results: bytes and blocks held for reuse, its limit "
+     "(FASTDL_CPP_CACHE_MB, default 1024), and how many allocations it served (hits) or passed on (misses).");
+  m.def("set_cache_limit", [](long long bytes) {
+    if (bytes < 0) throw py::value_error("bytes must be >= 0");
+    fastdl::cache_set_limit(static_cast<size_t>(bytes));
+  }, py::arg("bytes"), "Bytes of freed result blocks kept for reuse (0: none); frees any excess now.");
+  m.def("cache_clear", &fastdl::cache_clear, "Free every cached block (arrays in use are untouched).");
   bind_kernels<float>(m);
   bind_kernels<double>(m);
   fastdl::bind_conv(m);

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "arrays.h"
 #include "common.h"
 #include "conv_kernels.h"
 #include "cpu.h"
@@ -360,7 +361,7 @@ py::tuple conv2d_forward(const carray<T>& x, const carray<T>& w, const carray<T>
              stride, pad, 0, 0};
   g.OH = (g.H + 2 * pad - g.kh) / stride + 1;
   g.OW = (g.W + 2 * pad - g.kw) / stride + 1;
-  carray<T> y({g.N, g.FN, g.OH, g.OW});
+  auto y = new_array<T>({g.N, g.FN, g.OH, g.OW});
   const T *xp = x.data(), *wp = w.data(), *bp = b.data();
   T* yp = y.mutable_data();
   {
@@ -382,7 +383,7 @@ py::tuple conv2d_backward(const carray<T>& dy, const py::tuple& state, bool need
   py::object dx = py::none();
   T* dxp = nullptr;
   if (need_dx) {
-    carray<T> d({g.N, g.C, g.H, g.W});
+    auto d = new_array<T>({g.N, g.C, g.H, g.W});
     dxp = d.mutable_data();
     dx = std::move(d);
   }

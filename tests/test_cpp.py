@@ -72,6 +72,7 @@ def test_build_and_backend_info():
     assert isinstance(info["openmp"], bool) and info["compiler"]
     text = cpp.backend_info()
     assert info["cpu_level"] in text and "OpenMP" in text and info["compiler"] in text
+    assert "result cache" in text and "MiB" in text
     with open(os.devnull, "w") as sink:
         assert text in fastdl.show_config(file=sink)
 
@@ -222,3 +223,77 @@ def test_openmp_workers_sleep_when_idle_unless_the_user_says_otherwise(user):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == (user or "PASSIVE")
+
+
+# --------------------------------------------------------------------------- result block cache
+
+@pytest.fixture
+def cache_limit():
+    """Restores the block cache's limit (and empties it) after a test that changes it."""
+    from fastdl import _cpp
+    before = _cpp.cache_info()["limit_bytes"]
+    yield _cpp
+    _cpp.set_cache_limit(before)
+
+
+@needs_cpp
+def test_large_results_reuse_freed_blocks(cache_limit):
+    """A freed large result's block comes back for the next result of that size: no fresh pages."""
+    _cpp = cache_limit
+    _cpp.set_cache_limit(1 << 30)
+    x = np.random.default_rng(0).standard_normal((16, 8, 32, 32)).astype(np.float32)  # y: 512 KiB
+    y = _cpp.relu_forward(x)[0]
+    addr = y.ctypes.data
+    assert y.flags.c_contiguous and y.flags.writeable and y.nbytes >= 1 << 18
+    del y
+    hits = _cpp.cache_info()["hits"]
+    y2 = _cpp.relu_forward(x)[0]
+    assert _cpp.cache_info()["hits"] == hits + 1
+    assert y2.ctypes.data == addr
+    np.testing.assert_array_equal(y2, np.maximum(x, 0))  # fully rewritten, not the old contents
+
+
+@needs_cpp
+def test_a_block_stays_with_its_views(cache_limit):
+    """A view keeps its base's block: the next result never lands on memory still in use."""
+    _cpp = cache_limit
+    _cpp.set_cache_limit(1 << 30)
+    x = np.random.default_rng(1).standard_normal((8, 4, 32, 32))
+    view = _cpp.relu_forward(x)[0][2:5]
+    expect = np.maximum(x[2:5], 0)
+    for _ in range(3):
+        other = _cpp.relu_forward(-x)[0]
+        assert not np.shares_memory(view, other)
+    np.testing.assert_array_equal(view, expect)
+
+
+@needs_cpp
+def test_cache_limit_and_clear(cache_limit):
+    _cpp = cache_limit
+    _cpp.set_cache_limit(1 << 30)
+    x = np.ones((4, 1 << 16), np.float64)  # 2 MiB results
+    ys = [_cpp.relu_forward(x)[0] for _ in range(3)]
+    del ys
+    info = _cpp.cache_info()
+    assert info["cached_blocks"] >= 3 and info["cached_bytes"] >= 3 * x.nbytes
+    _cpp.set_cache_limit(x.nbytes)  # frees all but one 2 MiB block
+    assert _cpp.cache_info()["cached_bytes"] <= x.nbytes
+    _cpp.cache_clear()
+    info = _cpp.cache_info()
+    assert info["cached_bytes"] == 0 and info["cached_blocks"] == 0
+    _cpp.set_cache_limit(0)  # nothing kept: a freed block goes straight back to the system
+    y = _cpp.relu_forward(x)[0]
+    del y
+    assert _cpp.cache_info()["cached_bytes"] == 0
+    with pytest.raises(ValueError, match="bytes"):
+        _cpp.set_cache_limit(-1)
+
+
+@needs_cpp
+def test_cache_limit_from_environment():
+    res = _run("""
+        from fastdl import _cpp
+        print(_cpp.cache_info()["limit_bytes"])
+    """, FASTDL_CPP_CACHE_MB="3")
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) == 3 << 20

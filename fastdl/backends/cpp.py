@@ -38,7 +38,11 @@ def backend_info() -> str:
     info = _cpp.build_info()
     omp = f"OpenMP on, {_cpp.get_num_threads()} threads" if info["openmp"] else "OpenMP off, 1 thread"
     conv = "" if hasattr(_cpp, "conv2d_forward") else ", conv via reference"
-    return f"C++ {info['cpu_level']} SIMD, {omp}, {info['compiler']}{conv}"
+    cache = ""
+    if hasattr(_cpp, "cache_info"):
+        c = _cpp.cache_info()
+        cache = f", result cache {c['cached_bytes'] >> 20}/{c['limit_bytes'] >> 20} MiB"
+    return f"C++ {info['cpu_level']} SIMD, {omp}, {info['compiler']}{conv}{cache}"
 
 
 def set_num_threads(n: int) -> None:
