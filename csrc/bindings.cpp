@@ -241,6 +241,14 @@ PYBIND11_MODULE(_cpp, m) {
   }, py::arg("iters"),
         "Run iters rounds of independent FP32 FMA chains on the calling thread (widest SIMD in use); "
         "returns a checksum.  FLOPs per round: fma_probe_flops_per_iter() (0: no SIMD path).");
+  m.def("store_probe", [](py::array_t<float, py::array::c_style> buf, float value) {
+    float* p = buf.mutable_data();  // throws if read-only
+    const py::ssize_t n = buf.size();
+    py::gil_scoped_release release;
+    fastdl::store_probe(p, n, value);
+  }, py::arg("buf").noconvert(), py::arg("value"),
+        "Set every element of the C-contiguous float32 array buf to value with the widest vector "
+        "stores in use (one thread): times how fast one core writes memory.");
   m.def("fma_probe_flops_per_iter", &fastdl::fma_probe_flops_per_iter,
         "FP32 FLOPs one round of fma_probe does (0 without an AVX2/AVX-512 path).");
   m.def("cache_info", []() {

@@ -25,4 +25,13 @@ float fma_probe(int64_t iters) {
   }
 }
 
+void store_probe(float* p, int64_t n, float v) {
+  switch (cpu_level()) {
+    case CpuLevel::AVX512: store_probe_avx512(p, n, v); break;
+    case CpuLevel::AVX2: store_probe_avx2(p, n, v); break;
+    default:
+      for (int64_t i = 0; i < n; ++i) p[i] = v;
+  }
+}
+
 }  // namespace fastdl

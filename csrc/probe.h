@@ -20,4 +20,11 @@ int64_t fma_probe_flops_per_iter();
 float fma_probe_avx512(int64_t iters);
 float fma_probe_avx2(int64_t iters);
 
+// Sets p[0..n) to v with the widest vector stores in use: the rate one core writes memory,
+// the floor of a kernel whose output is as large.  fastdl bench times it on a buffer the
+// size of DeepConvNet conv1's output, whose forward is store-bound.
+void store_probe(float* p, int64_t n, float v);
+void store_probe_avx512(float* p, int64_t n, float v);
+void store_probe_avx2(float* p, int64_t n, float v);
+
 }  // namespace fastdl

@@ -26,4 +26,15 @@ float fma_probe_loop(int64_t iters) {
   return V::sum(s);
 }
 
+// n floats of p set to v with full-width unaligned stores (the kernels' store instruction),
+// the last partial vector element by element.  v is a run-time value, so that the compiler
+// cannot turn the loop into memset (whose string stores may skip reading the lines first).
+template <class V>
+void store_probe_loop(float* p, int64_t n, float v) {
+  const typename V::reg r = V::set1(v);
+  int64_t i = 0;
+  for (; i + V::lanes <= n; i += V::lanes) V::storeu(p + i, r);
+  for (; i < n; ++i) p[i] = v;
+}
+
 }  // namespace fastdl

@@ -712,6 +712,7 @@ def _run(args: argparse.Namespace) -> dict:
     min_time = args.min_time if args.min_time is not None else (0.0005 if args.quick else 0.002)
     machine = _machine.machine_info(args.peak)
     probe_before = _machine.fma_probe_gflops()
+    store_before = _machine.store_probe_gbps()
     results, more_skipped = run_cases(cases, impls, args.dtype, threads, repeats, min_time,
                                       progress=False if args.no_progress else None,
                                       peak_per_core=machine["peak_gflops_per_core_fp32"])
@@ -728,6 +729,8 @@ def _run(args: argparse.Namespace) -> dict:
     }
     if probe_before is not None:
         report["machine"]["fma_probe_gflops"] = [probe_before, _machine.fma_probe_gflops()]
+    if store_before is not None:
+        report["machine"]["store_probe_gbps"] = [store_before, _machine.store_probe_gbps()]
     if args.cold_start:
         report["cold_start"] = cold_start([i for i in impls if i != TORCH], threads[0])
     return report

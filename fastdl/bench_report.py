@@ -10,7 +10,9 @@ JSON report (``--json PATH``), schema ``"fastdl-bench/1"``::
                   "platform": str, "load_avg": [float, float, float] | null,
                   "blas": [{"user_api", "internal_api", "version", "num_threads", "prefix",
                             "architecture"}],
-                  "peak_gflops_per_core_fp32": float | null, "peak_source": str},
+                  "peak_gflops_per_core_fp32": float | null, "peak_source": str,
+                  "fma_probe_gflops": [before, after],    # when the extension has a SIMD path
+                  "store_probe_gbps": [before, after]},   # when the extension is built
       "versions": {"python", "fastdl", "numpy", "numba", "scipy", "threadpoolctl",
                    "torch", "fastdl._cpp": str | null},
       "settings": {"impls": [str], "dtypes": [str], "threads": [int], "quick": bool,
@@ -40,6 +42,8 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+
+from .machine import CONV1_OUTPUT_BYTES
 
 __all__ = [
     "SCHEMA",
@@ -100,6 +104,10 @@ def validate_report(report: Any) -> dict:
     _check(probe is None or (isinstance(probe, list) and len(probe) == 2
                              and all(isinstance(g, (int, float)) and g > 0 for g in probe)),
            "machine.fma_probe_gflops", "expected [before, after] in GFLOP/s")
+    store = m.get("store_probe_gbps")
+    _check(store is None or (isinstance(store, list) and len(store) == 2
+                             and all(isinstance(g, (int, float)) and g > 0 for g in store)),
+           "machine.store_probe_gbps", "expected [before, after] in GB/s")
     for i, lib in enumerate(m["blas"]):
         _check_fields(lib, f"machine.blas[{i}]", {"user_api": (str, type(None)),
                                                   "internal_api": (str, type(None))})
@@ -189,6 +197,14 @@ def _probe_line(probe: list, peak: float | None) -> str:
             "and every time here is slower by about as much")
 
 
+def _store_line(store: list) -> str:
+    """The store probe before and after the cases, as the time to write DeepConvNet conv1's output."""
+    us = [CONV1_OUTPUT_BYTES / (g * 1e9) * 1e6 for g in store]
+    return (f"store probe (one core, this run): {store[0]:.1f} GB/s before the cases, {store[1]:.1f} after; "
+            f"writing a {CONV1_OUTPUT_BYTES / 1e6:.1f} MB output (deep.conv1's) takes {us[0]:.0f} / {us[1]:.0f} us "
+            "at that rate, whatever the arithmetic")
+
+
 def format_header(report: dict) -> str:
     """Machine, BLAS, peak and versions, as printed at the top of the report."""
     m, v, st = report["machine"], report["versions"], report["settings"]
@@ -205,6 +221,7 @@ def format_header(report: dict) -> str:
         + " (other processes' load makes timings noisy)",
         "peak: " + (f"{peak:.0f} GFLOP/s FP32 per core ({m['peak_source']})" if peak else "unknown"),
         *([_probe_line(m["fma_probe_gflops"], peak)] if m.get("fma_probe_gflops") else []),
+        *([_store_line(m["store_probe_gbps"])] if m.get("store_probe_gbps") else []),
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None),
         "not installed: " + (", ".join(k for k, val in v.items() if val is None) or "-"),
         f"implementations: {', '.join(st['impls'])}; dtypes: {', '.join(st['dtypes'])}; "
@@ -349,6 +366,17 @@ def format_probe_note(report: dict) -> str:
         cells = [f"{r['case'].split()[-1]} {100 * r['gflops'] / best:.0f}%" for r in rows if r["impl"] == impl]
         if cells:
             out.append(f"  {impl}: " + ", ".join(cells))
+    store = report["machine"].get("store_probe_gbps")
+    peak = report["machine"].get("peak_gflops_per_core_fp32")
+    conv1 = [r for r in rows if r["impl"] == "cpp" and r["case"] == "conv_fwd deep.conv1"]
+    if store and peak and conv1:
+        r = conv1[0]
+        floor = CONV1_OUTPUT_BYTES / (max(store) * 1e9)
+        budget = r["flops"] / (0.6 * peak * 1e9)
+        out.append(f"  deep.conv1 writes {CONV1_OUTPUT_BYTES / 1e6:.1f} MB: at this run's best store rate "
+                   f"({max(store):.1f} GB/s) that alone takes {floor * 1e6:.0f} us, {100 * floor / budget:.0f}% "
+                   f"of the {budget * 1e6:.0f} us that 60% of {peak:.0f} GFLOP/s allows; cpp took "
+                   f"{r['median_s'] * 1e6:.0f} us")
     return "\n".join(out) + "\n"
 
 

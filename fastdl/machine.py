@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["cpu_info", "simd_level", "blas_info", "peak_gflops", "fma_probe_gflops", "machine_info", "versions"]
+__all__ = ["cpu_info", "simd_level", "blas_info", "peak_gflops", "fma_probe_gflops", "store_probe_gbps", "machine_info", "versions"]
 
 #: FP32 FMA peak of one core of the AVX-512 Xeon development machines, measured
 #: there (see DESIGN.md, "Numbers that matter").  Used for any AVX-512 CPU unless
@@ -160,6 +160,38 @@ def fma_probe_gflops(seconds: float = 0.02, trials: int = 5) -> float | None:
         _cpp.fma_probe(iters)
         best = min(best, time.perf_counter() - start)
     return per_iter * iters / best / 1e9
+
+
+# DeepConvNet conv1's float32 output at batch 100, (100, 16, 28, 28): the largest store of
+# the benchmark's conv layers relative to its arithmetic.
+CONV1_OUTPUT_BYTES = 100 * 16 * 28 * 28 * 4
+
+
+def store_probe_gbps(nbytes: int = CONV1_OUTPUT_BYTES, trials: int = 7) -> float | None:
+    """The rate one core writes ``nbytes`` of memory right now, in GB/s (1e9 bytes/s).
+
+    The best of ``trials`` passes of the C++ extension's vector store loop over one
+    float32 buffer of that size, the way a kernel writes its output: a 5 MB output
+    does not fit in a core's L2, so its lines go out to the shared L3 or memory, at a
+    rate other tenants' traffic changes.  ``nbytes / rate`` is the floor of any kernel
+    that writes that many bytes.  ``None`` without the extension.
+    """
+    try:
+        from . import _cpp  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    if not hasattr(_cpp, "store_probe"):
+        return None
+    import numpy as np
+
+    buf = np.empty(max(1, nbytes // 4), dtype=np.float32)
+    _cpp.store_probe(buf, 0.0)  # first touch: page faults are not part of the rate
+    best = float("inf")
+    for k in range(trials):
+        start = time.perf_counter()
+        _cpp.store_probe(buf, float(k + 1))
+        best = min(best, time.perf_counter() - start)
+    return buf.nbytes / max(best, 1e-9) / 1e9
 
 
 def machine_info(peak_override: float | None = None) -> dict[str, Any]:

@@ -49,6 +49,12 @@ def test_quick_report_schema(quick_run):
         assert probe is None
     else:  # measured before and after the cases
         assert len(probe) == 2 and all(g > 0 for g in probe)
+    store = report["machine"].get("store_probe_gbps")
+    if machine.store_probe_gbps(nbytes=4096, trials=1) is None:
+        assert store is None
+    else:
+        assert len(store) == 2 and all(g > 0 for g in store)
+        assert "store probe (one core, this run)" in bench_report.format_header(report)
     impls = report["settings"]["impls"]
     assert impls[: len(fastdl.available_backends())] == fastdl.available_backends()
     has_torch = importlib.util.find_spec("torch") is not None  # no import: torch is slow to import
@@ -102,6 +108,8 @@ def test_validate_report_rejects_broken(quick_run):
         lambda r: r["settings"].update(quick="yes"),
         lambda r: r["machine"].update(fma_probe_gflops=[100.0]),
         lambda r: r["machine"].update(fma_probe_gflops=[100.0, -1.0]),
+        lambda r: r["machine"].update(store_probe_gbps=[20.0]),
+        lambda r: r["machine"].update(store_probe_gbps=[20.0, 0.0]),
     ):
         bad = copy.deepcopy(report)
         breakage(bad)
@@ -267,6 +275,34 @@ def test_fma_probe():
     assert (g is None) == (per_iter == 0)
     if g is not None:
         assert 0 < g < 10_000
+
+
+def test_store_probe():
+    """The store probe writes every element (odd lengths too) and refuses what it cannot write."""
+    cpp = pytest.importorskip("fastdl._cpp")
+    for n in (0, 1, 15, 17, 1001):
+        buf = np.zeros(n, np.float32)
+        cpp.store_probe(buf, 2.5)
+        assert np.all(buf == 2.5)
+    ro = np.zeros(8, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="not writeable"):
+        cpp.store_probe(ro, 1.0)
+    with pytest.raises(TypeError):
+        cpp.store_probe(np.zeros(8, np.float64), 1.0)
+    g = machine.store_probe_gbps(nbytes=1 << 20, trials=2)
+    assert g is not None and 0 < g < 10_000
+
+
+def test_probe_note_gives_conv1_store_floor():
+    """With the store probe in the report, the note puts deep.conv1's store time against its budget."""
+    row = {"case": "conv_fwd deep.conv1", "kind": "conv_fwd", "threads": 1, "impl": "cpp", "dtype": "float32",
+           "gflops": 60.0, "flops": 21_504_000, "median_s": 21_504_000 / 60e9}
+    report = {"machine": {"fma_probe_gflops": [150.0, 140.0], "store_probe_gbps": [10.0, 20.0],
+                          "peak_gflops_per_core_fp32": 117.0}, "results": [row]}
+    note = bench_report.format_probe_note(report)
+    # 5,017,600 bytes at 20 GB/s: 251 us; 60% of 117 GFLOP/s on 21.5 MFLOP: 306 us
+    assert "takes 251 us, 82% of the 306 us" in note and "cpp took 358 us" in note, note
 
 
 def test_cold_start_numpy():
