@@ -100,14 +100,11 @@ def validate_report(report: Any) -> dict:
                                  "peak_gflops_per_core_fp32": _OPT_NUM, "peak_source": (str,)})
     _check_fields(m["cpu"], "machine.cpu", {"model": (str,), "logical_cores": (int, type(None)),
                                             "usable_cores": (int,), "simd": (str,), "mhz": _OPT_NUM})
-    probe = m.get("fma_probe_gflops")
-    _check(probe is None or (isinstance(probe, list) and len(probe) == 2
-                             and all(isinstance(g, (int, float)) and g > 0 for g in probe)),
-           "machine.fma_probe_gflops", "expected [before, after] in GFLOP/s")
-    store = m.get("store_probe_gbps")
-    _check(store is None or (isinstance(store, list) and len(store) == 2
-                             and all(isinstance(g, (int, float)) and g > 0 for g in store)),
-           "machine.store_probe_gbps", "expected [before, after] in GB/s")
+    for key, unit in (("fma_probe_gflops", "GFLOP/s"), ("store_probe_gbps", "GB/s")):
+        pair = m.get(key)
+        _check(pair is None or (isinstance(pair, list) and len(pair) == 2
+                                and all(isinstance(g, (int, float)) and g > 0 for g in pair)),
+               f"machine.{key}", f"expected [before, after] in {unit}")
     for i, lib in enumerate(m["blas"]):
         _check_fields(lib, f"machine.blas[{i}]", {"user_api": (str, type(None)),
                                                   "internal_api": (str, type(None))})
@@ -197,9 +194,14 @@ def _probe_line(probe: list, peak: float | None) -> str:
             "and every time here is slower by about as much")
 
 
+def _conv1_store_s(gbps: float) -> float:
+    """Seconds to write DeepConvNet conv1's output at ``gbps`` GB/s."""
+    return CONV1_OUTPUT_BYTES / (gbps * 1e9)
+
+
 def _store_line(store: list) -> str:
     """The store probe before and after the cases, as the time to write DeepConvNet conv1's output."""
-    us = [CONV1_OUTPUT_BYTES / (g * 1e9) * 1e6 for g in store]
+    us = [_conv1_store_s(g) * 1e6 for g in store]
     return (f"store probe (one core, this run): {store[0]:.1f} GB/s before the cases, {store[1]:.1f} after; "
             f"writing a {CONV1_OUTPUT_BYTES / 1e6:.1f} MB output (deep.conv1's) takes {us[0]:.0f} / {us[1]:.0f} us "
             "at that rate, whatever the arithmetic")
@@ -371,7 +373,7 @@ def format_probe_note(report: dict) -> str:
     conv1 = [r for r in rows if r["impl"] == "cpp" and r["case"] == "conv_fwd deep.conv1"]
     if store and peak and conv1:
         r = conv1[0]
-        floor = CONV1_OUTPUT_BYTES / (max(store) * 1e9)
+        floor = _conv1_store_s(max(store))
         budget = r["flops"] / (0.6 * peak * 1e9)
         out.append(f"  deep.conv1 writes {CONV1_OUTPUT_BYTES / 1e6:.1f} MB: at this run's best store rate "
                    f"({max(store):.1f} GB/s) that alone takes {floor * 1e6:.0f} us, {100 * floor / budget:.0f}% "

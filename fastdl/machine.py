@@ -12,7 +12,8 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["cpu_info", "simd_level", "blas_info", "peak_gflops", "fma_probe_gflops", "store_probe_gbps", "machine_info", "versions"]
+__all__ = ["cpu_info", "simd_level", "blas_info", "peak_gflops", "fma_probe_gflops", "store_probe_gbps",
+           "machine_info", "versions"]
 
 #: FP32 FMA peak of one core of the AVX-512 Xeon development machines, measured
 #: there (see DESIGN.md, "Numbers that matter").  Used for any AVX-512 CPU unless
