@@ -92,6 +92,8 @@ CONV_CASES = [
     (3, 2, 6, 22, 4, 3, 3, 1, 1, "contiguous"),   # wide rows (the stride-1 fast path of fast backends)
     (2, 3, 16, 18, 4, 3, 3, 1, 1, "strided"),     # >= 256 output cells: numba's per-sample (K, P) path
     (2, 1, 17, 18, 12, 3, 3, 1, 1, "contiguous"), # ... with more filters than im2col columns
+    (2, 2, 4, 16, 3, 3, 3, 1, 1, "strided"),      # rows of 16 windows: whole vectors in col2im
+    (2, 3, 5, 33, 2, 2, 2, 1, 1, "contiguous"),   # 34 windows a row, 12 im2col columns, even kernel
     (2, 0, 4, 4, 3, 3, 3, 1, 1, "contiguous"),    # no input channels
     (2, 3, 4, 4, 0, 3, 3, 1, 0, "contiguous"),    # no filters
 ]
