@@ -10,9 +10,12 @@ case runs on every fastdl backend and, when PyTorch is installed, on
 ``torch.nn.functional`` at the same thread count ("torch" rows).  The same
 case list drives the pytest-benchmark suite in ``benchmarks/``.
 
-Timing: for each case all implementations are prepared (inputs made, JIT
-warmed), then sampled round-robin (the order rotates every round) so that a
-drift in machine speed hits all of them alike; a 1 ms pause before each
+Timing: per thread count, every case is prepared on every implementation
+(inputs made, JIT warmed); then each round samples every case, its
+implementations back to back (the order rotates every round) so that a drift
+in machine speed hits all of them alike, and a case's samples are spread over
+the whole run rather than bunched in a few seconds of it (on a shared host a
+core can run at half speed for seconds at a time).  A 1 ms pause before each
 sample lets the previous thread pool's spinning workers go to sleep.  A
 sample runs the call ``inner`` times, with ``inner`` chosen so that a sample
 lasts at least ``min_time``; the report gives the median, min and max time
@@ -424,80 +427,108 @@ _PAUSE = 0.001
 def run_cases(cases: Sequence[Case], impls: Sequence[str], dtypes: Sequence[str], threads: Sequence[int],
               repeats: int, min_time: float, progress: bool | None = None,
               peak_per_core: float | None = None) -> tuple[list[dict], list[dict]]:
-    """Time every case on every implementation; returns ``(results, skipped)`` rows of the JSON report."""
+    """Time every case on every implementation; returns ``(results, skipped)`` rows of the JSON report.
+
+    Per thread count, every case is prepared first; then each of the ``repeats`` rounds takes
+    one sample of every case on every implementation, the implementations of a case back to
+    back.  A case's samples are thus spread over the whole run, not bunched in one stretch of
+    it: on a shared host whose cores slow down for seconds at a time, a median then reflects
+    the typical state of the machine, and the ratios are still taken side by side.
+    """
     from tqdm import tqdm
 
     results: list[dict] = []
     skipped: dict[tuple[str, str], str] = {}
-    total = len(threads) * len(dtypes) * len(cases)
+    total = len(threads) * len(dtypes) * len(cases) * (repeats + 1)
     bar = tqdm(total=total, file=sys.stderr, desc="fastdl bench", unit="case", leave=False,
                disable=(None if progress is None else not progress))
     try:
         for n in threads:
             _set_threads(n, impls)
+            timings = []
             for dtype in dtypes:
                 for case in cases:
-                    bar.set_postfix_str(f"{case.name} {dtype} {n}t")
-                    results += _time_case(case, impls, dtype, n, repeats, min_time, skipped, peak_per_core)
+                    bar.set_postfix_str(f"preparing {case.name} {dtype} {n}t")
+                    t = _CaseTiming(case, dtype, impls, min_time, skipped)
+                    if t.fns:
+                        timings.append(t)
                     bar.update()
+            for r in range(repeats):
+                gc.collect()
+                bar.set_postfix_str(f"round {r + 1}/{repeats} {n}t")
+                for t in timings:
+                    t.sample(r)
+                    bar.update()
+                bar.update(len(dtypes) * len(cases) - len(timings))
+            for t in timings:
+                results += t.rows(n, peak_per_core)
+            timings.clear()
     finally:
         bar.close()
     return results, [{"impl": i, "reason": r} for (i, _), r in sorted(skipped.items())]
 
 
-def _time_case(case: Case, impls: Sequence[str], dtype: str, threads: int, repeats: int, min_time: float,
-               skipped: dict, peak_per_core: float | None) -> list[dict]:
-    gc.collect()
-    fns: dict[str, Callable[[], Any]] = {}
-    fallbacks: dict[str, list[str]] = {}
-    for impl in impls:
-        before = _backend.fallback_counts()
-        try:
-            fns[impl] = prepare(case, impl, dtype)
-        except Unavailable as exc:
-            skipped.setdefault((impl, str(exc)), str(exc))
-            continue
-        after = _backend.fallback_counts()
-        fallbacks[impl] = sorted({k for (b, k), c in after.items() if b == impl and c > before.get((b, k), 0)})
-    if not fns:
-        return []
-    inner = {}
-    for impl, fn in fns.items():
-        with impl_context(impl):
-            t0 = time.perf_counter()
-            fn()
-            dt = time.perf_counter() - t0
-        inner[impl] = max(1, min(10_000, math.ceil(min_time / max(dt, 1e-9))))
-    samples: dict[str, list[float]] = {impl: [] for impl in fns}
-    order = list(fns)
-    for r in range(repeats):
+class _CaseTiming:
+    """One case in one dtype: its prepared implementations, calls per sample, and samples."""
+
+    def __init__(self, case: Case, dtype: str, impls: Sequence[str], min_time: float, skipped: dict):
+        self.case, self.dtype = case, dtype
+        self.fns: dict[str, Callable[[], Any]] = {}
+        self.fallbacks: dict[str, list[str]] = {}
+        for impl in impls:
+            before = _backend.fallback_counts()
+            try:
+                self.fns[impl] = prepare(case, impl, dtype)
+            except Unavailable as exc:
+                skipped.setdefault((impl, str(exc)), str(exc))
+                continue
+            after = _backend.fallback_counts()
+            self.fallbacks[impl] = sorted({k for (b, k), c in after.items()
+                                           if b == impl and c > before.get((b, k), 0)})
+        self.inner: dict[str, int] = {}
+        for impl, fn in self.fns.items():
+            with impl_context(impl):
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+            self.inner[impl] = max(1, min(10_000, math.ceil(min_time / max(dt, 1e-9))))
+        self.samples: dict[str, list[float]] = {impl: [] for impl in self.fns}
+
+    def sample(self, r: int) -> None:
+        """Round ``r``: one sample of every implementation, starting with a different one each round."""
+        order = list(self.fns)
         for impl in order[r % len(order):] + order[:r % len(order)]:
-            fn, k = fns[impl], inner[impl]
+            fn, k = self.fns[impl], self.inner[impl]
             time.sleep(_PAUSE)  # let the previous implementation's spinning pool threads go to sleep
             with impl_context(impl):
                 t0 = time.perf_counter()
                 for _ in range(k):
                     fn()
-                samples[impl].append((time.perf_counter() - t0) / k)
-    fns.clear()
-    flops = case.flops()
-    med = {impl: statistics.median(s) for impl, s in samples.items()}
-    rows = []
-    for impl, s in samples.items():
-        gflops = flops / med[impl] / 1e9 if flops else None
-        peak = None
-        if gflops is not None and peak_per_core:
-            peak = peak_per_core * threads * (0.5 if dtype == "float64" else 1.0)
-        rows.append({
-            "case": case.name, "kind": case.kind, "shape": case.shape(), "dtype": dtype,
-            "threads": threads, "impl": impl,
-            "median_s": med[impl], "min_s": min(s), "max_s": max(s), "samples": len(s), "inner": inner[impl],
-            "flops": flops, "gflops": gflops, "peak_fraction": gflops / peak if peak else None,
-            "speedup_vs_numpy": med["numpy"] / med[impl] if "numpy" in med else None,
-            "ratio_to_torch": med[impl] / med[TORCH] if TORCH in med else None,
-            "fallbacks": fallbacks.get(impl, []),
-        })
-    return rows
+                self.samples[impl].append((time.perf_counter() - t0) / k)
+
+    def rows(self, threads: int, peak_per_core: float | None) -> list[dict]:
+        """The JSON result rows of the samples taken (and the prepared calls released)."""
+        self.fns.clear()
+        case, dtype = self.case, self.dtype
+        flops = case.flops()
+        med = {impl: statistics.median(s) for impl, s in self.samples.items()}
+        rows = []
+        for impl, s in self.samples.items():
+            gflops = flops / med[impl] / 1e9 if flops else None
+            peak = None
+            if gflops is not None and peak_per_core:
+                peak = peak_per_core * threads * (0.5 if dtype == "float64" else 1.0)
+            rows.append({
+                "case": case.name, "kind": case.kind, "shape": case.shape(), "dtype": dtype,
+                "threads": threads, "impl": impl,
+                "median_s": med[impl], "min_s": min(s), "max_s": max(s), "samples": len(s),
+                "inner": self.inner[impl],
+                "flops": flops, "gflops": gflops, "peak_fraction": gflops / peak if peak else None,
+                "speedup_vs_numpy": med["numpy"] / med[impl] if "numpy" in med else None,
+                "ratio_to_torch": med[impl] / med[TORCH] if TORCH in med else None,
+                "fallbacks": self.fallbacks.get(impl, []),
+            })
+        return rows
 
 
 # --------------------------------------------------------------------------- cold start
@@ -614,7 +645,7 @@ def register(subparsers) -> None:
                    help="float32 and/or float64 (default float32)")
     p.add_argument("--cases", default=None, metavar="TEXT",
                    help="only cases whose name contains one of these comma-separated words, e.g. conv_fwd,train")
-    p.add_argument("--repeats", type=_positive_int, default=None, help="round-robin rounds per case (default 9, quick 3)")
+    p.add_argument("--repeats", type=_positive_int, default=None, help="rounds; each samples every case on every implementation (default 9, quick 3)")
     p.add_argument("--min-time", type=_non_negative_float, default=None,
                    help="seconds per sample; short calls repeat inside a sample (default 0.002, quick 0.0005)")
     p.add_argument("--peak", type=float, default=None, metavar="GFLOPS",

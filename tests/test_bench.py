@@ -240,6 +240,28 @@ def test_adam_case_times_every_backend():
     assert all(r["median_s"] > 0 for r in results)
 
 
+def test_each_round_samples_every_case(monkeypatch):
+    """A case's samples are spread over the run: round r samples every case before round r + 1."""
+    log = []
+
+    def fake_prepare(case, impl, dtype, warmup=2):
+        return lambda: log.append((case.layer, impl))
+
+    monkeypatch.setattr(bench, "prepare", fake_prepare)
+    monkeypatch.setattr(bench, "_PAUSE", 0.0)
+    cases = [bench.Case("pool_fwd", "deep.pool1"), bench.Case("pool_fwd", "deep.pool2")]
+    results, skipped = bench.run_cases(cases, ["numpy", "numba"], ["float32"], [1], repeats=3,
+                                       min_time=0.0, progress=False)
+    calibration, rounds = log[:4], log[4:]  # one timing call per (case, impl) sets the calls per sample
+    assert sorted(calibration) == sorted((c.layer, i) for c in cases for i in ("numpy", "numba"))
+    assert [layer for layer, _ in rounds] == ["deep.pool1"] * 2 + ["deep.pool2"] * 2 + \
+        ["deep.pool1"] * 2 + ["deep.pool2"] * 2 + ["deep.pool1"] * 2 + ["deep.pool2"] * 2
+    assert [impl for layer, impl in rounds if layer == "deep.pool1"] == \
+        ["numpy", "numba", "numba", "numpy", "numpy", "numba"]  # the order rotates every round
+    assert not skipped and len(results) == 4
+    assert all(r["samples"] == 3 and r["inner"] == 1 for r in results)
+
+
 def test_prepare_runs_every_available_backend():
     case = bench.Case("pool_bwd", "deep.pool3")
     for impl in fastdl.available_backends():
