@@ -426,14 +426,17 @@ _PAUSE = 0.001
 
 def run_cases(cases: Sequence[Case], impls: Sequence[str], dtypes: Sequence[str], threads: Sequence[int],
               repeats: int, min_time: float, progress: bool | None = None,
-              peak_per_core: float | None = None) -> tuple[list[dict], list[dict]]:
+              peak_per_core: float | None = None,
+              round_probes: list | None = None) -> tuple[list[dict], list[dict]]:
     """Time every case on every implementation; returns ``(results, skipped)`` rows of the JSON report.
 
     Per thread count, every case is prepared first; then each of the ``repeats`` rounds takes
     one sample of every case on every implementation, the implementations of a case back to
     back.  A case's samples are thus spread over the whole run, not bunched in one stretch of
     it: on a shared host whose cores slow down for seconds at a time, a median then reflects
-    the typical state of the machine, and the ratios are still taken side by side.
+    the typical state of the machine, and the ratios are still taken side by side.  With a
+    list for ``round_probes``, a short FMA probe after every round appends what the core
+    delivered then (GFLOP/s), which shows how much of the run it was shared.
     """
     from tqdm import tqdm
 
@@ -460,6 +463,10 @@ def run_cases(cases: Sequence[Case], impls: Sequence[str], dtypes: Sequence[str]
                     t.sample(r)
                     bar.update()
                 bar.update(len(dtypes) * len(cases) - len(timings))
+                if round_probes is not None:
+                    g = _machine.fma_probe_gflops(seconds=0.002, trials=1)
+                    if g is not None:
+                        round_probes.append(g)
             for t in timings:
                 results += t.rows(n, peak_per_core)
             timings.clear()
@@ -744,9 +751,11 @@ def _run(args: argparse.Namespace) -> dict:
     machine = _machine.machine_info(args.peak)
     probe_before = _machine.fma_probe_gflops()
     store_before = _machine.store_probe_gbps()
+    round_probes: list[float] = []
     results, more_skipped = run_cases(cases, impls, args.dtype, threads, repeats, min_time,
                                       progress=False if args.no_progress else None,
-                                      peak_per_core=machine["peak_gflops_per_core_fp32"])
+                                      peak_per_core=machine["peak_gflops_per_core_fp32"],
+                                      round_probes=round_probes)
     report = {
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -760,6 +769,8 @@ def _run(args: argparse.Namespace) -> dict:
     }
     if probe_before is not None:
         report["machine"]["fma_probe_gflops"] = [probe_before, _machine.fma_probe_gflops()]
+    if round_probes:
+        report["machine"]["fma_probe_rounds_gflops"] = round_probes
     if store_before is not None:
         report["machine"]["store_probe_gbps"] = [store_before, _machine.store_probe_gbps()]
     if args.cold_start:

@@ -12,7 +12,8 @@ JSON report (``--json PATH``), schema ``"fastdl-bench/1"``::
                             "architecture"}],
                   "peak_gflops_per_core_fp32": float | null, "peak_source": str,
                   "fma_probe_gflops": [before, after],    # when the extension has a SIMD path
-                  "store_probe_gbps": [before, after]},   # when the extension is built
+                  "store_probe_gbps": [before, after],    # when the extension is built
+                  "fma_probe_rounds_gflops": [float]},    # a short FMA probe after every round
       "versions": {"python", "fastdl", "numpy", "numba", "scipy", "threadpoolctl",
                    "torch", "fastdl._cpp": str | null},
       "settings": {"impls": [str], "dtypes": [str], "threads": [int], "quick": bool,
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from typing import Any
 
 from .machine import CONV1_OUTPUT_BYTES
@@ -105,6 +107,10 @@ def validate_report(report: Any) -> dict:
         _check(pair is None or (isinstance(pair, list) and len(pair) == 2
                                 and all(isinstance(g, (int, float)) and g > 0 for g in pair)),
                f"machine.{key}", f"expected [before, after] in {unit}")
+    rounds = m.get("fma_probe_rounds_gflops")
+    _check(rounds is None or (isinstance(rounds, list) and len(rounds) > 0
+                              and all(isinstance(g, (int, float)) and g > 0 for g in rounds)),
+           "machine.fma_probe_rounds_gflops", "expected a non-empty list of GFLOP/s readings")
     for i, lib in enumerate(m["blas"]):
         _check_fields(lib, f"machine.blas[{i}]", {"user_api": (str, type(None)),
                                                   "internal_api": (str, type(None))})
@@ -194,6 +200,15 @@ def _probe_line(probe: list, peak: float | None) -> str:
             "and every time here is slower by about as much")
 
 
+def _rounds_line(rounds: list) -> str:
+    """The short FMA probes taken after every round: how much of the run the core was shared."""
+    best = max(rounds)
+    slow = sum(g < 0.75 * best for g in rounds)
+    return (f"FMA probe after each round: {min(rounds):.0f} / {statistics.median(rounds):.0f} / {best:.0f} "
+            f"GFLOP/s (min / median / max of {len(rounds)}); {slow} below 75% of the best (rounds in "
+            "which the core was shared)")
+
+
 def _conv1_store_s(gbps: float) -> float:
     """Seconds to write DeepConvNet conv1's output at ``gbps`` GB/s."""
     return CONV1_OUTPUT_BYTES / (gbps * 1e9)
@@ -223,11 +238,12 @@ def format_header(report: dict) -> str:
         + " (other processes' load makes timings noisy)",
         "peak: " + (f"{peak:.0f} GFLOP/s FP32 per core ({m['peak_source']})" if peak else "unknown"),
         *([_probe_line(m["fma_probe_gflops"], peak)] if m.get("fma_probe_gflops") else []),
+        *([_rounds_line(m["fma_probe_rounds_gflops"])] if m.get("fma_probe_rounds_gflops") else []),
         *([_store_line(m["store_probe_gbps"])] if m.get("store_probe_gbps") else []),
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None),
         "not installed: " + (", ".join(k for k, val in v.items() if val is None) or "-"),
         f"implementations: {', '.join(st['impls'])}; dtypes: {', '.join(st['dtypes'])}; "
-        f"threads: {', '.join(map(str, st['threads']))}; {st['repeats']} round-robin rounds",
+        f"threads: {', '.join(map(str, st['threads']))}; {st['repeats']} rounds, each sampling every case",
     ]
     by_reason: dict[str, list[str]] = {}
     for row in report["skipped"]:

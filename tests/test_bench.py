@@ -47,8 +47,11 @@ def test_quick_report_schema(quick_run):
     probe = report["machine"].get("fma_probe_gflops")
     if machine.fma_probe_gflops(seconds=0.001, trials=1) is None:
         assert probe is None
-    else:  # measured before and after the cases
+    else:  # measured before and after the cases, and after each of the 2 rounds
         assert len(probe) == 2 and all(g > 0 for g in probe)
+        rounds = report["machine"]["fma_probe_rounds_gflops"]
+        assert len(rounds) == 2 and all(g > 0 for g in rounds)
+        assert "FMA probe after each round" in bench_report.format_header(report)
     store = report["machine"].get("store_probe_gbps")
     if machine.store_probe_gbps(nbytes=4096, trials=1) is None:
         assert store is None
@@ -110,6 +113,9 @@ def test_validate_report_rejects_broken(quick_run):
         lambda r: r["machine"].update(fma_probe_gflops=[100.0, -1.0]),
         lambda r: r["machine"].update(store_probe_gbps=[20.0]),
         lambda r: r["machine"].update(store_probe_gbps=[20.0, 0.0]),
+        lambda r: r["machine"].update(fma_probe_rounds_gflops=[]),
+        lambda r: r["machine"].update(fma_probe_rounds_gflops=[150.0, 0.0]),
+        lambda r: r["machine"].update(fma_probe_rounds_gflops=150.0),
     ):
         bad = copy.deepcopy(report)
         breakage(bad)
@@ -325,6 +331,13 @@ def test_probe_note_gives_conv1_store_floor():
     note = bench_report.format_probe_note(report)
     # 5,017,600 bytes at 20 GB/s: 251 us; 60% of 117 GFLOP/s on 21.5 MFLOP: 306 us
     assert "takes 251 us, 82% of the 306 us" in note and "cpp took 358 us" in note, note
+
+
+def test_round_probe_line_counts_shared_rounds():
+    line = bench_report._rounds_line([160.0, 150.0, 80.0, 119.0, 121.0])
+    # 75% of the best (160) is 120: 80 and 119 are below it
+    assert line.startswith("FMA probe after each round: 80 / 121 / 160 GFLOP/s (min / median / max of 5); "
+                           "2 below 75% of the best"), line
 
 
 def test_cold_start_numpy():
