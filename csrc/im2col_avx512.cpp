@@ -171,14 +171,17 @@ void col2im_bands(const typename S::T* col, typename S::T* x, const Window& w) {
         for (int64_t i = 0; i < kn; ++i) S::store(tb + (k0 + i) * nv * L + v * L, all, r[i]);
       }
     }
-    // Fetch the next band (col is read once, from memory) while this one is summed.
-    const char* pf = reinterpret_cast<const char*>(band + w.OW * K);
-    const char* const pf_end = pf + w.OW * K * static_cast<int64_t>(sizeof(T));
-    const int64_t pf_step = 64 * ((w.OW * K * static_cast<int64_t>(sizeof(T)) / 64) / K + 1);
+    // Fetch the next band (col is read once, from memory) while this one is summed.  As
+    // addresses, not pointers: after the last band they lie past the end of col (a prefetch
+    // never faults).
+    const uintptr_t band_bytes = static_cast<uintptr_t>(w.OW * K) * sizeof(T);
+    uintptr_t pf = reinterpret_cast<uintptr_t>(band) + band_bytes;
+    const uintptr_t pf_end = pf + band_bytes, pf_step = 64 * (band_bytes / 64 / K + 1);
     for (int64_t kx = 0; kx < w.kw; ++kx)
       for (int64_t ky = 0; ky < w.kh; ++ky)
         for (int64_t c = 0; c < w.C; ++c) {
-          for (const char* e = pf + pf_step; pf < e && pf < pf_end; pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
+          for (const uintptr_t e = pf + pf_step; pf < e && pf < pf_end; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
           T* d = pad + (c * Hp + oy + ky) * Wp + kx;
           const T* s = tb + ((c * w.kh + ky) * w.kw + kx) * nv * L;
           for (int64_t v = 0; v < nv; ++v) {
