@@ -104,12 +104,10 @@ def validate_report(report: Any) -> dict:
                                             "usable_cores": (int,), "simd": (str,), "mhz": _OPT_NUM})
     for key, unit in (("fma_probe_gflops", "GFLOP/s"), ("store_probe_gbps", "GB/s")):
         pair = m.get(key)
-        _check(pair is None or (isinstance(pair, list) and len(pair) == 2
-                                and all(isinstance(g, (int, float)) and g > 0 for g in pair)),
+        _check(pair is None or (_positive_numbers(pair) and len(pair) == 2),
                f"machine.{key}", f"expected [before, after] in {unit}")
     rounds = m.get("fma_probe_rounds_gflops")
-    _check(rounds is None or (isinstance(rounds, list) and len(rounds) > 0
-                              and all(isinstance(g, (int, float)) and g > 0 for g in rounds)),
+    _check(rounds is None or _positive_numbers(rounds),
            "machine.fma_probe_rounds_gflops", "expected a non-empty list of GFLOP/s readings")
     for i, lib in enumerate(m["blas"]):
         _check_fields(lib, f"machine.blas[{i}]", {"user_api": (str, type(None)),
@@ -198,6 +196,11 @@ def _probe_line(probe: list, peak: float | None) -> str:
     return (f"FMA probe (one core, this run): {probe[0]:.0f} GFLOP/s{rel(probe[0])} before the cases, "
             f"{probe[1]:.0f}{rel(probe[1])} after; well below the peak means the core was shared "
             "and every time here is slower by about as much")
+
+
+def _positive_numbers(v: Any) -> bool:
+    """A non-empty list of positive numbers (probe readings)."""
+    return isinstance(v, list) and len(v) > 0 and all(isinstance(g, (int, float)) and g > 0 for g in v)
 
 
 def _rounds_line(rounds: list) -> str:
