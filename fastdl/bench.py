@@ -16,8 +16,10 @@ implementations back to back (the order rotates every round) so that a drift
 in machine speed hits all of them alike, and a case's samples are spread over
 the whole run rather than bunched in a few seconds of it (on a shared host a
 core can run at half speed for seconds at a time).  A 1 ms pause before each
-sample lets the previous thread pool's spinning workers go to sleep.  A
-sample runs the call ``inner`` times, with ``inner`` chosen so that a sample
+sample lets the previous thread pool's spinning workers go to sleep; then one
+untimed call (``warmup_calls``) absorbs what the pause and the other cases
+left behind (sleeping pool workers, an idle core, evicted inputs).  A sample
+then times the call ``inner`` times, with ``inner`` chosen so that a sample
 lasts at least ``min_time``; the report gives the median, min and max time
 per call.
 
@@ -59,6 +61,7 @@ from .bench_report import (
     format_targets,
     load_report,
     plot_report,
+    settings_differences,
 )
 
 __all__ = [
@@ -427,19 +430,23 @@ _PAUSE = 0.001
 def run_cases(cases: Sequence[Case], impls: Sequence[str], dtypes: Sequence[str], threads: Sequence[int],
               repeats: int, min_time: float, progress: bool | None = None,
               peak_per_core: float | None = None,
-              round_probes: list | None = None) -> tuple[list[dict], list[dict]]:
+              round_probes: list | None = None,
+              warmup_calls: int = 1) -> tuple[list[dict], list[dict]]:
     """Time every case on every implementation; returns ``(results, skipped)`` rows of the JSON report.
 
     Per thread count, every case is prepared first; then each of the ``repeats`` rounds takes
     one sample of every case on every implementation, the implementations of a case back to
     back.  A case's samples are thus spread over the whole run, not bunched in one stretch of
     it: on a shared host whose cores slow down for seconds at a time, a median then reflects
-    the typical state of the machine, and the ratios are still taken side by side.  With a
+    the typical state of the machine, and the ratios are still taken side by side.  Each
+    sample starts with ``warmup_calls`` untimed calls after its pause.  With a
     list for ``round_probes``, a short FMA probe after every round appends what the core
     delivered then (GFLOP/s), which shows how much of the run it was shared.
     """
     from tqdm import tqdm
 
+    if warmup_calls < 0:
+        raise ValueError(f"warmup_calls must be >= 0, got {warmup_calls}")
     results: list[dict] = []
     skipped: dict[tuple[str, str], str] = {}
     total = len(threads) * len(dtypes) * len(cases) * (repeats + 1)
@@ -452,7 +459,7 @@ def run_cases(cases: Sequence[Case], impls: Sequence[str], dtypes: Sequence[str]
             for dtype in dtypes:
                 for case in cases:
                     bar.set_postfix_str(f"preparing {case.name} {dtype} {n}t")
-                    t = _CaseTiming(case, dtype, impls, min_time, skipped)
+                    t = _CaseTiming(case, dtype, impls, min_time, skipped, warmup_calls)
                     if t.fns:
                         timings.append(t)
                     bar.update()
@@ -478,8 +485,9 @@ def run_cases(cases: Sequence[Case], impls: Sequence[str], dtypes: Sequence[str]
 class _CaseTiming:
     """One case in one dtype: its prepared implementations, calls per sample, and samples."""
 
-    def __init__(self, case: Case, dtype: str, impls: Sequence[str], min_time: float, skipped: dict):
-        self.case, self.dtype = case, dtype
+    def __init__(self, case: Case, dtype: str, impls: Sequence[str], min_time: float, skipped: dict,
+                 warmup_calls: int = 1):
+        self.case, self.dtype, self.warmup_calls = case, dtype, warmup_calls
         self.fns: dict[str, Callable[[], Any]] = {}
         self.fallbacks: dict[str, list[str]] = {}
         for impl in impls:
@@ -508,6 +516,11 @@ class _CaseTiming:
             fn, k = self.fns[impl], self.inner[impl]
             time.sleep(_PAUSE)  # let the previous implementation's spinning pool threads go to sleep
             with impl_context(impl):
+                # Untimed: after the pause the pool's workers sleep, the core has idled and the
+                # other cases have evicted this one's inputs.  Measured (cpp conv1 forward, 1
+                # thread): 275 us back to back, 330 us as the first call after a 1 ms sleep.
+                for _ in range(self.warmup_calls):
+                    fn()
                 t0 = time.perf_counter()
                 for _ in range(k):
                     fn()
@@ -626,6 +639,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
+    return v
+
+
 def _non_negative_float(text: str) -> float:
     try:
         v = float(text)
@@ -655,6 +678,9 @@ def register(subparsers) -> None:
     p.add_argument("--repeats", type=_positive_int, default=None, help="rounds; each samples every case on every implementation (default 9, quick 3)")
     p.add_argument("--min-time", type=_non_negative_float, default=None,
                    help="seconds per sample; short calls repeat inside a sample (default 0.002, quick 0.0005)")
+    p.add_argument("--warmup-calls", type=_non_negative_int, default=1, metavar="N",
+                   help="untimed calls at the start of every sample, after its 1 ms pause (default 1; "
+                        "0 times the first call too, as reports made before 2026-11-29 did)")
     p.add_argument("--peak", type=float, default=None, metavar="GFLOPS",
                    help="FP32 FMA peak of one core in GFLOP/s (default: detected, see the header)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the report as JSON (schema fastdl-bench/1)")
@@ -731,6 +757,8 @@ def main(args: argparse.Namespace) -> int:
     if old is not None:
         rows = compare_reports(old, report)
         print(format_compare(rows, 0.10))
+        for line in settings_differences(old, report):
+            print(f"note: measured differently: {line}")
     return 0
 
 
@@ -755,7 +783,7 @@ def _run(args: argparse.Namespace) -> dict:
     results, more_skipped = run_cases(cases, impls, args.dtype, threads, repeats, min_time,
                                       progress=False if args.no_progress else None,
                                       peak_per_core=machine["peak_gflops_per_core_fp32"],
-                                      round_probes=round_probes)
+                                      round_probes=round_probes, warmup_calls=args.warmup_calls)
     report = {
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -763,7 +791,7 @@ def _run(args: argparse.Namespace) -> dict:
         "machine": _machine.machine_info(args.peak),  # after the run: lists every BLAS/OpenMP pool loaded
         "versions": _machine.versions(),
         "settings": {"impls": impls, "dtypes": list(args.dtype), "threads": threads, "quick": bool(args.quick),
-                     "repeats": repeats, "min_time_s": min_time},
+                     "repeats": repeats, "min_time_s": min_time, "warmup_calls": args.warmup_calls},
         "skipped": skipped + more_skipped,
         "results": results,
     }

@@ -17,7 +17,8 @@ JSON report (``--json PATH``), schema ``"fastdl-bench/1"``::
       "versions": {"python", "fastdl", "numpy", "numba", "scipy", "threadpoolctl",
                    "torch", "fastdl._cpp": str | null},
       "settings": {"impls": [str], "dtypes": [str], "threads": [int], "quick": bool,
-                   "repeats": int, "min_time_s": float},
+                   "repeats": int, "min_time_s": float,
+                   "warmup_calls": int},                  # absent in reports before 2026-11-29: 0
       "skipped": [{"impl": str, "reason": str}],
       "results": [{"case": str, "kind": str, "shape": str, "dtype": str, "threads": int,
                    "impl": str, "median_s": float, "min_s": float, "max_s": float,
@@ -116,6 +117,8 @@ def validate_report(report: Any) -> dict:
         _check(key in report["versions"], "versions", f"missing {key!r}")
     _check_fields(report["settings"], "settings", {"impls": (list,), "dtypes": (list,), "threads": (list,),
                                                    "quick": (bool,), "repeats": (int,), "min_time_s": _NUM})
+    wc = report["settings"].get("warmup_calls", 0)
+    _check(type(wc) is int and wc >= 0, "settings.warmup_calls", "expected an int >= 0")
     for i, row in enumerate(report["skipped"]):
         _check_fields(row, f"skipped[{i}]", {"impl": (str,), "reason": (str,)})
     for i, row in enumerate(report["results"]):
@@ -141,6 +144,23 @@ def load_report(path: str) -> dict:
         return validate_report(data)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def _warmup_text(settings: dict) -> str:
+    n = settings.get("warmup_calls", 0)
+    return (f"{n} untimed call{'s' if n != 1 else ''} at the start of every sample" if n
+            else "the first call of every sample timed too")
+
+
+def settings_differences(old: dict, new: dict) -> list[str]:
+    """How two reports were measured differently (sample length, rounds, untimed calls)."""
+    out = []
+    for key, what in (("min_time_s", "seconds per sample"), ("repeats", "rounds"),
+                      ("warmup_calls", "untimed calls per sample")):
+        a, b = old["settings"].get(key, 0), new["settings"].get(key, 0)
+        if a != b:
+            out.append(f"{what} ({key}): {a} in the old report, {b} in the new one")
+    return out
 
 
 def compare_reports(old: dict, new: dict, threshold: float = 0.10) -> list[dict]:
@@ -246,7 +266,8 @@ def format_header(report: dict) -> str:
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None),
         "not installed: " + (", ".join(k for k, val in v.items() if val is None) or "-"),
         f"implementations: {', '.join(st['impls'])}; dtypes: {', '.join(st['dtypes'])}; "
-        f"threads: {', '.join(map(str, st['threads']))}; {st['repeats']} rounds, each sampling every case",
+        f"threads: {', '.join(map(str, st['threads']))}; {st['repeats']} rounds, each sampling every case; "
+        f"{_warmup_text(st)}",
     ]
     by_reason: dict[str, list[str]] = {}
     for row in report["skipped"]:

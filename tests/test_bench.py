@@ -42,6 +42,8 @@ def test_quick_report_schema(quick_run):
     assert bench_report.validate_report(report) is report
     assert report["schema"] == "fastdl-bench/1"
     assert report["settings"]["quick"] is True
+    assert report["settings"]["warmup_calls"] == 1
+    assert "1 untimed call at the start of every sample" in bench_report.format_header(report)
     assert report["versions"]["numpy"] == np.__version__
     assert report["machine"]["cpu"]["simd"] in ("AVX-512", "AVX2+FMA", "AVX", "SSE4.2", "baseline")
     probe = report["machine"].get("fma_probe_gflops")
@@ -116,6 +118,9 @@ def test_validate_report_rejects_broken(quick_run):
         lambda r: r["machine"].update(fma_probe_rounds_gflops=[]),
         lambda r: r["machine"].update(fma_probe_rounds_gflops=[150.0, 0.0]),
         lambda r: r["machine"].update(fma_probe_rounds_gflops=150.0),
+        lambda r: r["settings"].update(warmup_calls=-1),
+        lambda r: r["settings"].update(warmup_calls=1.0),
+        lambda r: r["settings"].update(warmup_calls=True),
     ):
         bad = copy.deepcopy(report)
         breakage(bad)
@@ -150,6 +155,24 @@ def test_compare_two_jsons(quick_run, tmp_path, capsys):
     assert "faster" in out and "slower" in out and "gone" in out
 
 
+def test_reports_without_warmup_calls_still_load(quick_run, capsys, tmp_path):
+    """Reports from before the field existed timed every call: they load, and a comparison says so."""
+    report, _, _ = quick_run
+    old = copy.deepcopy(report)
+    del old["settings"]["warmup_calls"]
+    assert bench_report.validate_report(old) is old
+    assert "the first call of every sample timed too" in bench_report.format_header(old)
+    assert bench_report.settings_differences(old, report) == [
+        "untimed calls per sample (warmup_calls): 0 in the old report, 1 in the new one"]
+    assert bench_report.settings_differences(report, report) == []
+    old_path = tmp_path / "old.json"
+    old_path.write_text(json.dumps(old))
+    new_path = tmp_path / "new.json"
+    new_path.write_text(json.dumps(report))
+    assert main(["bench", "--input", str(new_path), "--compare", str(old_path)]) == 0
+    assert "note: measured differently: untimed calls per sample" in capsys.readouterr().out
+
+
 def test_input_rejects_non_report(tmp_path):
     p = tmp_path / "x.json"
     p.write_text('{"schema": "something else"}')
@@ -160,7 +183,8 @@ def test_input_rejects_non_report(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["--threads", "0"], ["--threads", "a"], ["--repeats", "0"],
-                                  ["--min-time", "-1"], ["--min-time", "nan"]])
+                                  ["--min-time", "-1"], ["--min-time", "nan"],
+                                  ["--warmup-calls", "-1"], ["--warmup-calls", "x"]])
 def test_bad_numbers(argv):
     with pytest.raises(SystemExit) as exc:
         main(["bench", *argv])
@@ -257,7 +281,7 @@ def test_each_round_samples_every_case(monkeypatch):
     monkeypatch.setattr(bench, "_PAUSE", 0.0)
     cases = [bench.Case("pool_fwd", "deep.pool1"), bench.Case("pool_fwd", "deep.pool2")]
     results, skipped = bench.run_cases(cases, ["numpy", "numba"], ["float32"], [1], repeats=3,
-                                       min_time=0.0, progress=False)
+                                       min_time=0.0, progress=False, warmup_calls=0)
     calibration, rounds = log[:4], log[4:]  # one timing call per (case, impl) sets the calls per sample
     assert sorted(calibration) == sorted((c.layer, i) for c in cases for i in ("numpy", "numba"))
     assert [layer for layer, _ in rounds] == ["deep.pool1"] * 2 + ["deep.pool2"] * 2 + \
@@ -266,6 +290,44 @@ def test_each_round_samples_every_case(monkeypatch):
         ["numpy", "numba", "numba", "numpy", "numpy", "numba"]  # the order rotates every round
     assert not skipped and len(results) == 4
     assert all(r["samples"] == 3 and r["inner"] == 1 for r in results)
+
+
+@pytest.mark.parametrize("warmup_calls", [0, 1, 2])
+def test_sample_warmup_calls_are_not_timed(monkeypatch, warmup_calls):
+    """Each sample makes ``warmup_calls`` untimed calls after its pause, then times ``inner`` calls.
+
+    A fake clock advances 1 s on every untimed call and 1 ms on every timed one (the
+    implementation knows which is which by counting its calls), so the recorded time per
+    call is exactly 1 ms when the untimed calls are left out, and more otherwise.
+    """
+    clock = [0.0]
+    calls = []
+    per_sample = warmup_calls + 1  # min_time=0: inner is 1
+
+    def fake_prepare(case, impl, dtype, warmup=2):
+        def fn():
+            n = len(calls)  # the first call is the calibration of inner
+            calls.append(impl)
+            clock[0] += 1e-3 if n == 0 or (n - 1) % per_sample >= warmup_calls else 1.0
+        return fn
+
+    slept = []
+    fake_time = type("T", (), {"perf_counter": staticmethod(lambda: clock[0]),
+                               "sleep": staticmethod(slept.append)})
+    monkeypatch.setattr(bench, "prepare", fake_prepare)
+    monkeypatch.setattr(bench, "time", fake_time)
+    results, _ = bench.run_cases([bench.Case("pool_fwd", "deep.pool1")], ["numba"], ["float32"], [1],
+                                 repeats=4, min_time=0.0, progress=False, warmup_calls=warmup_calls)
+    assert len(calls) == 1 + 4 * per_sample and slept == [bench._PAUSE] * 4
+    (row,) = results
+    assert row["inner"] == 1 and row["samples"] == 4
+    assert row["median_s"] == pytest.approx(1e-3) and row["max_s"] == pytest.approx(1e-3)
+
+
+def test_run_cases_rejects_negative_warmup_calls():
+    with pytest.raises(ValueError, match="warmup_calls"):
+        bench.run_cases([bench.Case("pool_fwd", "deep.pool1")], ["numpy"], ["float32"], [1],
+                        repeats=1, min_time=0.0, progress=False, warmup_calls=-1)
 
 
 def test_prepare_runs_every_available_backend():
