@@ -152,12 +152,22 @@ Path forced_path() {
 }
 
 // The flat (pixel-lane) kernels need stride 1; they win when the channel-lane tiles would
-// have a single vector of output channels (one broadcast per FMA) or a short reduction
-// (where transposing the results costs as much as computing them).
-bool use_flat(int64_t stride, int64_t nout, int64_t reduction, int lanes) {
+// have a single vector of output channels (one broadcast per FMA), a short reduction
+// (where transposing the results costs as much as computing them), or when the SIMD level
+// has a direct kernel for the job (same_direct: a "same" layer with few enough output
+// channels, see Kernels::same_nout).
+bool use_flat(int64_t stride, int64_t nout, int64_t reduction, int lanes, bool same_direct) {
   if (stride != 1) return false;
   if (forced_path() != Path::Auto) return forced_path() == Path::Flat;
-  return nout <= lanes || reduction <= 32;
+  return nout <= lanes || reduction <= 32 || same_direct;
+}
+
+// Whether a stride-1 layer from an n x m image to an n x m image with a kh x kw window and
+// this padding ("same") has at most K.same_nout output channels.
+template <class T>
+bool same_direct(const Kernels<T>& K, int64_t n, int64_t m, int64_t on, int64_t om,
+                 int64_t pad, int64_t kh, int64_t kw, int64_t nout) {
+  return n == on && m == om && pad < kh && pad < kw && nout <= K.same_nout;
 }
 
 // Fills the padded-plane geometry of a flat job (src dims, ph, pw, kh, kw, OH, OW set) and
@@ -196,7 +206,8 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
   if (g.N == 0 || g.FN == 0) return;
   const Kernels<T>& K = kernels<T>();
   const int64_t nv = ceil_div(g.FN, K.lanes), np = nv * K.lanes, taps = g.kh * g.kw;
-  if (use_flat(g.stride, g.FN, g.C * taps, K.lanes)) {
+  if (use_flat(g.stride, g.FN, g.C * taps, K.lanes,
+               same_direct(K, g.H, g.W, g.OH, g.OW, g.pad, g.kh, g.kw, g.FN))) {
     std::vector<T> wt(static_cast<size_t>(std::max<int64_t>(g.C * taps * g.FN, 1)));
     for (int64_t f = 0; f < g.FN; ++f)
       for (int64_t k = 0; k < g.C * taps; ++k) wt[k * g.FN + f] = w[f * g.C * taps + k];
@@ -241,7 +252,8 @@ void backward_data(const Geometry& g, const T* dy, const T* w, T* dx) {
   if (g.N == 0 || g.C == 0) return;
   const Kernels<T>& K = kernels<T>();
   const int64_t nv = ceil_div(g.C, K.lanes), cp = nv * K.lanes, taps = g.kh * g.kw;
-  if (use_flat(g.stride, g.C, g.FN * taps, K.lanes)) {
+  if (use_flat(g.stride, g.C, g.FN * taps, K.lanes,
+               same_direct(K, g.OH, g.OW, g.H, g.W, g.kh - 1 - g.pad, g.kh, g.kw, g.C))) {
     // A stride-1 convolution of dy with the flipped, transposed kernel and padding kh-1-pad:
     // wt[((fn*kh + fy)*kw + fx) * C + c] = W[fn, c, kh-1-fy, kw-1-fx].
     std::vector<T> wt(static_cast<size_t>(std::max<int64_t>(g.FN * taps * g.C, 1)));
@@ -295,7 +307,7 @@ void backward_weights(const Geometry& g, const T* x, const T* dy, T* dw, T* db) 
   if (g.N == 0 || g.FN == 0) return;
   const Kernels<T>& K = kernels<T>();
   const int64_t nv = ceil_div(g.FN, K.lanes), np = nv * K.lanes;
-  if (use_flat(g.stride, g.FN, rows, K.lanes)) {
+  if (use_flat(g.stride, g.FN, rows, K.lanes, false)) {
     std::vector<int64_t> off;
     FlatJob<T> xg{x, g.C * g.H * g.W, g.C, g.H, g.W, g.pad, g.pad, g.kh, g.kw, g.OH, g.OW,
                   0, 0, 0, 0, nullptr, nullptr, 0, nullptr, 0, nullptr};

@@ -566,4 +566,5 @@ void fill_kernels(Kernels<typename VT::T>* k) {
   k->dw_group = &dw_group<VT>;
   k->flat_conv = &flat_conv<VT>;
   k->flat_dw = &flat_dw<VT>;
+  k->same_nout = 0;
 }

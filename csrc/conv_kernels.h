@@ -89,6 +89,9 @@ struct Kernels {
   int lanes;          // vector width in elements of T
   int vmax;           // most output vectors in one register tile
   int mmax[8];        // tallest tile (group size) for 1..vmax vectors
+  // Most output channels for which flat_conv has a direct kernel for stride-1 "same"
+  // layers (output size = input size); the driver then prefers it to the tiles.  0: none.
+  int same_nout;
   // One group of m samples starting at sample n0; scratch holds tile_scratch() elements.
   void (*tile_group)(const TileJob<T>& job, int64_t n0, int m, T* scratch);
   // Adds the group's weight gradient to dwt (taps * C rows of np) and bias gradient to db;
