@@ -308,14 +308,33 @@ void backward_weights(const Geometry& g, const T* x, const T* dy, T* dw, T* db) 
   const Kernels<T>& K = kernels<T>();
   const int64_t nv = ceil_div(g.FN, K.lanes), np = nv * K.lanes;
   if (use_flat(g.stride, g.FN, rows, K.lanes, false)) {
+    FlatDwJob<T> job{x, dy, g.C, g.H, g.W, g.FN, g.OH, g.OW, g.kh, g.kw, g.pad, g.pad,
+                     (g.kw - 1) * g.C <= g.FN, 0, 0, 0, 0, 0, nullptr};
     std::vector<int64_t> off;
-    FlatJob<T> xg{x, g.C * g.H * g.W, g.C, g.H, g.W, g.pad, g.pad, g.kh, g.kw, g.OH, g.OW,
-                  0, 0, 0, 0, nullptr, nullptr, 0, nullptr, 0, nullptr};
-    flat_geometry(xg, off, K.lanes);
-    const int64_t ldy = ceil_div(std::max(xg.nvec * K.lanes, g.OH * xg.Wp), K.lanes) * K.lanes;
-    FlatDwJob<T> job{xg, dy, g.FN, ldy};
+    if (job.shifted) {
+      // Few input channels (the books' first layers): no copy of dy, whose planes are the
+      // larger part.  With many (16 -> 16, 3x3), the kw copies of x are read from L2 by every
+      // block of output channels: 5.4 ms shifted against 4.5 padded, float, 1 thread.
+      const int64_t P = g.OH * g.OW;
+      job.lx = ceil_div((g.OH + g.kh - 1) * g.OW, K.lanes) * K.lanes;
+      job.ld = P;
+      job.nfull = P / K.lanes;
+      job.rem = static_cast<int>(P - job.nfull * K.lanes);
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t ky = 0; ky < g.kh; ++ky)
+          for (int64_t kx = 0; kx < g.kw; ++kx) off.push_back((kx * g.C + c) * job.lx + ky * g.OW);
+    } else {
+      FlatJob<T> xg{x, g.C * g.H * g.W, g.C, g.H, g.W, g.pad, g.pad, g.kh, g.kw, g.OH, g.OW,
+                    0, 0, 0, 0, nullptr, nullptr, 0, nullptr, 0, nullptr};
+      flat_geometry(xg, off, K.lanes);
+      job.lx = xg.lp;
+      job.Wp = xg.Wp;
+      job.ld = ceil_div(std::max(xg.nvec * K.lanes, g.OH * xg.Wp), K.lanes) * K.lanes;
+      job.nfull = xg.nvec;
+    }
+    job.off = off.data();
     const int nt = static_cast<int>(std::min<int64_t>(num_threads(), g.N));
-    const int64_t per = conv::flat_dw_scratch(job, K.lanes), part = g.FN * rows * K.lanes;
+    const int64_t per = conv::flat_dw_scratch(job), part = g.FN * rows * K.lanes;
     std::unique_ptr<T[]> scratch(new T[static_cast<size_t>(per * nt)]);  // every kernel writes before reading
     std::vector<T> dwv(static_cast<size_t>(part * nt), T(0));
     std::vector<double> dbt(static_cast<size_t>(g.FN * nt), 0.0);

@@ -73,15 +73,31 @@ struct FlatJob {
   const T* bias;           // (nout,) or nullptr
 };
 
-// Weight gradient in the flat layout (forward geometry, stride 1): per sample,
-// dwv[(fn * K + k) * lanes + lane] += dyf[fn][f] * xpad[off[k] + f] over the flat outputs f
-// (lanes summed by the caller); db[fn] += sum of dy.
+// Weight gradient for stride 1 with pixels in the vector lanes: per sample,
+// dwv[(fn * K + k) * lanes + lane] += dy[fn][f] * xs[off[k] + f] over the pixels f of a plane
+// of dy as the tiles read it (lanes summed by the caller), and db[fn] += sum of dy.  Two
+// layouts for xs and dy:
+// - shifted: kw copies of the input, each shifted by kx columns and cropped to OW columns,
+//   xs[(kx * cin + c) * lx + yy * OW + ox] = x[c][yy - ph][ox + kx - pw] (zero outside x,
+//   yy < OH + kh - 1), so tap k = (c, ky, kx) of pixel f = oy * OW + ox is at
+//   off[k] = (kx * cin + c) * lx + ky * OW and dy is read in place (ld = OH * OW).
+// - padded: one copy of the input padded to planes of (OH + kh - 1) x Wp (Wp = OW + kw - 1;
+//   as FlatJob), off[k] = c * lx + ky * Wp + kx, and dy copied into rows of Wp with zeros
+//   in the extra columns (ld per plane).
+// Shifted writes kw * cin planes and no dy; padded cin + FN planes, and reads less input
+// per tile when cin is large.
 template <class T>
 struct FlatDwJob {
-  FlatJob<T> x;            // the forward's input geometry (wt, dst, bias unused)
+  const T* x;              // (N, cin, H, W)
   const T* dy;             // (N, FN, OH, OW)
-  int64_t FN;
-  int64_t ldy;             // elements per flat dy plane: whole vectors >= max(nvec, OH*Wp)
+  int64_t cin, H, W, FN, OH, OW, kh, kw, ph, pw;
+  bool shifted;            // layout, as above
+  int64_t lx;              // elements per input plane copy
+  int64_t Wp;              // padded: row stride of both copies
+  int64_t ld;              // elements between dy planes as the tiles read them
+  int64_t nfull;           // whole vectors per dy plane
+  int rem;                 // lanes of a last, partial vector (shifted only)
+  const int64_t* off;      // per tap k = (c, ky, kx), as above
 };
 
 template <class T>
@@ -110,8 +126,8 @@ inline int64_t flat_scratch(const FlatJob<T>& j, int64_t lanes) {
 }
 
 template <class T>
-inline int64_t flat_dw_scratch(const FlatDwJob<T>& j, int64_t lanes) {
-  return j.x.cin * j.x.lp + j.FN * j.ldy;
+inline int64_t flat_dw_scratch(const FlatDwJob<T>& j) {
+  return j.shifted ? j.kw * j.cin * j.lx : j.cin * j.lx + j.FN * j.ld;
 }
 
 // Output pixels buffered per tile_group step: about 32 KiB of results, whole vectors.
