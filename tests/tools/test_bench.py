@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 import fastdl
-from fastdl import bench, bench_report, machine
+from fastdl import bench
+from fastdl.bench import machine
+from fastdl.bench import report as bench_report
 from fastdl.cli import main
 
 

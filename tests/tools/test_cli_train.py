@@ -357,7 +357,7 @@ def test_mismatched_checkpoint_leaves_model_unchanged(tmp_path):
 
 
 def test_build_options():
-    from fastdl.train_cli import _RUN_OPTIONS, UsageError, build
+    from fastdl.cli.train import _RUN_OPTIONS, UsageError, build
 
     deep = build({**_RUN_OPTIONS, "model": "deep_convnet", "dropout": 0.2}, (1, 28, 28), 10)
     assert deep.config()["dropout_ratio"] == 0.2

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, train_cli
+from .. import bench
+from . import train as train_cli
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

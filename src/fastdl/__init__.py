@@ -35,7 +35,8 @@ __all__ = [
     "use_backend",
 ]
 
-from .backend import _init_from_env
+from .backend import _init_from_env, _warn_if_source_tree
 
+_warn_if_source_tree()
 _init_from_env()
-del _init_from_env
+del _init_from_env, _warn_if_source_tree

@@ -20,6 +20,7 @@ import sys
 import threading
 import warnings
 from collections import Counter
+from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
@@ -240,7 +241,7 @@ def show_config(file=None) -> str:
     from . import __version__
 
     lines = [
-        f"fastdl {__version__}",
+        f"fastdl {__version__} ({Path(__file__).resolve().parent})",
         f"python {sys.version.split()[0]} ({platform.machine()})",
         f"numpy {np.__version__}",
         f"active backend: {get_backend()}",
@@ -281,3 +282,24 @@ def _init_from_env() -> None:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def _warn_if_source_tree() -> None:
+    """Warn when fastdl is imported from a checkout's ``src/`` without its compiled ``_cpp``.
+
+    Users and tests import the installed package; a source tree on ``sys.path`` (for example
+    ``PYTHONPATH=src``) would otherwise silently lose the ``cpp`` backend.
+    """
+    here = Path(__file__).resolve().parent
+    checkout = here.parent.parent
+    if here.parent.name != "src" or not (checkout / "pyproject.toml").is_file():
+        return
+    if any(here.glob("_cpp*.so")) or any(here.glob("_cpp*.pyd")):
+        return
+    warnings.warn(
+        f"fastdl is imported from its source tree {here}, which has no compiled _cpp, so the "
+        f"'cpp' backend is unavailable; install it (pip install {checkout}) and import the "
+        "installed package instead",
+        UserWarning,
+        stacklevel=3,
+    )

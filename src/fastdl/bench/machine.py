@@ -116,7 +116,7 @@ def versions() -> dict[str, str | None]:
     """Versions of Python, fastdl and the libraries a benchmark may use (``None`` = not installed)."""
     from importlib import metadata
 
-    from . import __version__
+    from .. import __version__
 
     out: dict[str, str | None] = {"python": sys.version.split()[0], "fastdl": __version__}
     for name in ("numpy", "numba", "scipy", "threadpoolctl", "torch"):
@@ -125,7 +125,7 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     try:
-        from . import _cpp  # type: ignore[attr-defined]
+        from .. import _cpp  # type: ignore[attr-defined]
 
         info = _cpp.build_info()
         out["fastdl._cpp"] = f"{info.get('version')} ({info.get('compiler')}, openmp={info.get('openmp')})"
@@ -144,7 +144,7 @@ def fma_probe_gflops(seconds: float = 0.02, trials: int = 5) -> float | None:
     ``None`` without the extension or without an AVX2/AVX-512 path.
     """
     try:
-        from . import _cpp  # type: ignore[attr-defined]
+        from .. import _cpp  # type: ignore[attr-defined]
     except ImportError:
         return None
     per_iter = _cpp.fma_probe_flops_per_iter()
@@ -178,7 +178,7 @@ def store_probe_gbps(nbytes: int = CONV1_OUTPUT_BYTES, trials: int = 7) -> float
     that writes that many bytes.  ``None`` without the extension.
     """
     try:
-        from . import _cpp  # type: ignore[attr-defined]
+        from .. import _cpp  # type: ignore[attr-defined]
     except ImportError:
         return None
     if not hasattr(_cpp, "store_probe"):

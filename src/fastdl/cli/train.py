@@ -59,7 +59,7 @@ class Data:
 
 def _load_arrays(dataset: str, data_dir: Optional[str], flatten: bool, splits=("train", "test")):
     """{split: (x, t)}, input shape, class names."""
-    from . import datasets
+    from .. import datasets
 
     if dataset == "spiral":
         (xtr, ttr), (xte, tte) = datasets.load_spiral()
@@ -169,7 +169,7 @@ def build(opts: dict[str, Any], input_shape: tuple[int, ...], n_classes: int):
 
 def evaluate(model, x: np.ndarray, t: np.ndarray, batch_size: int = 500):
     """Mean loss (without weight decay), accuracy and predicted labels (N,) int64."""
-    from . import ops
+    from .. import ops
 
     preds = np.empty(len(x), dtype=np.int64)
     loss_sum = 0.0
@@ -251,7 +251,7 @@ def _save(out: Path, model, optimizer, state: dict[str, Any]) -> None:
 
 
 def _write_results(out: Path, model, state: dict[str, Any], test_acc: Optional[float]) -> None:
-    from . import plots
+    from .. import plots
     from .io import atomic_write_bytes
 
     hist = state["history"]
@@ -476,7 +476,7 @@ def _book_model(params: dict[str, np.ndarray], dtype: str):
 
 def _load_for_eval(args: argparse.Namespace):
     """(model, source description, default output dir, dataset option or None)."""
-    from . import io
+    from .. import io
     from .checkpoint import CheckpointError, load_checkpoint, restore
     from .models import build_model
 
@@ -526,7 +526,7 @@ def confusion_matrix(t: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from . import plots
+    from .. import plots
     from .io import atomic_write_bytes
 
     _setup_backend(args)
@@ -571,7 +571,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- data
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from . import datasets, download
+    from .. import datasets, download
 
     status = 0
     for name in datasets.DATASETS:

@@ -11,7 +11,7 @@ import pytest
 
 from fastdl import datasets
 
-EXAMPLES = sorted(p for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.py")
+EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.py")
                   if not p.name.startswith("_"))
 NO_DATA_NEEDED = {"optimizer_compare_2d", "weight_init_activation_histogram"}
 

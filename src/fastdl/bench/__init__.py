@@ -23,7 +23,7 @@ then times the call ``inner`` times, with ``inner`` chosen so that a sample
 lasts at least ``min_time``; the report gives the median, min and max time
 per call.
 
-The JSON report and its schema: :mod:`fastdl.bench_report`.
+The JSON report and its schema: :mod:`fastdl.bench.report`.
 """
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import backend as _backend
+from .. import backend as _backend
 from . import machine as _machine
-from . import ops
-from .bench_report import (
+from .. import ops
+from .report import (
     SCHEMA,
     TORCH,
     check_targets,
