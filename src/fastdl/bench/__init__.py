@@ -299,8 +299,8 @@ def _fastdl_callable(case: Case, dtype: np.dtype) -> Callable[[], Any]:
 
 def _fastdl_train_step(net_name: str, dtype: np.dtype, x: np.ndarray, t: np.ndarray) -> Callable[[], Any]:
     try:
-        from .models import DeepConvNet, SimpleConvNet
-        from .optimizers import Adam
+        from ..models import DeepConvNet, SimpleConvNet
+        from ..optimizers import Adam
     except ImportError as exc:
         raise Unavailable(f"fastdl models/optimizers not importable: {exc}") from exc
     net = (SimpleConvNet if net_name == "simple_convnet" else DeepConvNet)(dtype=dtype, seed=0)

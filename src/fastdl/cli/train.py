@@ -114,7 +114,7 @@ def _flat_input(model_name: str) -> bool:
 
 def build(opts: dict[str, Any], input_shape: tuple[int, ...], n_classes: int):
     """The model of a run, from its options (see ``fastdl train --help``)."""
-    from .models import (DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet,
+    from ..models import (DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet,
                          TwoLayerNet)
 
     name, dtype, seed = opts["model"], opts["dtype"], opts["seed"]
@@ -245,14 +245,14 @@ class _Progress:
 
 
 def _save(out: Path, model, optimizer, state: dict[str, Any]) -> None:
-    from .checkpoint import capture, save_checkpoint
+    from ..checkpoint import capture, save_checkpoint
 
     save_checkpoint(out / CHECKPOINT, capture(model, optimizer, **state))
 
 
 def _write_results(out: Path, model, state: dict[str, Any], test_acc: Optional[float]) -> None:
     from .. import plots
-    from .io import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     hist = state["history"]
     doc = {"model": model.name, "model_config": model.config(), "options": state["options"],
@@ -276,7 +276,7 @@ def fit(model, optimizer, data: Data, state: dict[str, Any], epochs: int, out: P
     ``step`` (batches done in the current epoch), ``partial`` (that epoch's batch losses
     and seconds so far), ``history`` (one record per completed epoch), ``options``.
     """
-    from .trainer import Trainer
+    from ..trainer import Trainer
 
     opts = state["options"]
     part = state["partial"]
@@ -388,8 +388,8 @@ def _setup_backend(args: argparse.Namespace, run_backend: Optional[str] = None,
 
 def cmd_train(args: argparse.Namespace) -> int:
     import fastdl
-    from .checkpoint import load_checkpoint, restore
-    from .optimizers import get_optimizer
+    from ..checkpoint import load_checkpoint, restore
+    from ..optimizers import get_optimizer
 
     out = Path(args.out)
     ckpt_path = out / CHECKPOINT
@@ -454,7 +454,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _book_model(params: dict[str, np.ndarray], dtype: str):
     """The book network matching a weight dict's keys and shapes."""
-    from .models import DeepConvNet, MultiLayerNet, SimpleConvNet
+    from ..models import DeepConvNet, MultiLayerNet, SimpleConvNet
 
     keys = set(params)
     if keys == {f"{p}{i}" for p in "Wb" for i in range(1, 9)}:
@@ -477,8 +477,8 @@ def _book_model(params: dict[str, np.ndarray], dtype: str):
 def _load_for_eval(args: argparse.Namespace):
     """(model, source description, default output dir, dataset option or None)."""
     from .. import io
-    from .checkpoint import CheckpointError, load_checkpoint, restore
-    from .models import build_model
+    from ..checkpoint import CheckpointError, load_checkpoint, restore
+    from ..models import build_model
 
     if args.book_weights:
         params = io.load_book_params(args.book_weights)
@@ -527,7 +527,7 @@ def confusion_matrix(t: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .. import plots
-    from .io import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     _setup_backend(args)
     model, source, default_out, run_dataset = _load_for_eval(args)
@@ -601,7 +601,7 @@ def _guard(func):
     """Run a command; report usage and file errors as one line, exit status 2
     (130 for an interrupt that came before training could stop cleanly)."""
     def run(args: argparse.Namespace) -> int:
-        from .checkpoint import CheckpointError
+        from ..checkpoint import CheckpointError
 
         try:
             return func(args)
