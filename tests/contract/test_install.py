@@ -31,26 +31,23 @@ def _python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-def test_import_in_the_checkout_loads_the_installed_package():
-    """``python -c "import fastdl"`` at the checkout's root must find the installed package (with
-    its compiled ``_cpp``), not the source tree: the src/ layout keeps ``fastdl/`` off that path."""
-    if not (REPO / "pyproject.toml").is_file():
+def test_import_in_the_checkout_is_never_silently_the_source_tree():
+    """``python -c "import fastdl"`` at the checkout's root finds the source tree first, which has
+    no compiled ``_cpp``: that must say so (and how to fix it), never silently lose ``cpp``."""
+    if not (REPO / "pyproject.toml").is_file() or not (REPO / "fastdl" / "__init__.py").is_file():
         pytest.skip("not run from a checkout")
     out = _python("import fastdl; print(fastdl.__file__); print(','.join(fastdl.available_backends()))",
                   cwd=REPO)
     assert out.returncode == 0, out.stderr
     where, backends = out.stdout.split()
-    assert Path(where).resolve().parent == Path(fastdl.__file__).resolve().parent
-    assert not Path(where).resolve().is_relative_to(REPO / "src")
-    assert backends.split(",") == fastdl.available_backends()
-    assert "source tree" not in out.stderr
+    if Path(where).resolve().is_relative_to(REPO) and "cpp" not in backends.split(","):
+        assert "imported from its source tree" in out.stderr and "pip install" in out.stderr
+    else:
+        assert backends.split(",") == fastdl.available_backends()
 
 
-def test_importing_the_source_tree_warns():
-    """Putting ``src/`` on ``sys.path`` by hand gives a package without ``_cpp``: it says so."""
-    if not (REPO / "src" / "fastdl" / "__init__.py").is_file():
-        pytest.skip("not run from a checkout")
-    out = _python("import fastdl; print(fastdl.__file__)", cwd=REPO, PYTHONPATH=str(REPO / "src"))
+def test_the_installed_package_does_not_warn():
+    """The installed package (what the tests import) is not mistaken for a source tree."""
+    out = _python("import fastdl", cwd=Path(fastdl.__file__).resolve().parent.parent)
     assert out.returncode == 0, out.stderr
-    assert Path(out.stdout.strip()).resolve().is_relative_to(REPO / "src")
-    assert "imported from its source tree" in out.stderr and "pip install" in out.stderr
+    assert "source tree" not in out.stderr

@@ -285,21 +285,21 @@ def _init_from_env() -> None:
 
 
 def _warn_if_source_tree() -> None:
-    """Warn when fastdl is imported from a checkout's ``src/`` without its compiled ``_cpp``.
+    """Warn when fastdl is imported from a source checkout that has no compiled ``_cpp``.
 
-    Users and tests import the installed package; a source tree on ``sys.path`` (for example
-    ``PYTHONPATH=src``) would otherwise silently lose the ``cpp`` backend.
+    Users and tests import the installed package; importing the checkout itself (for example
+    ``python -c "import fastdl"`` at its root) would otherwise silently lose the ``cpp`` backend.
     """
     here = Path(__file__).resolve().parent
-    checkout = here.parent.parent
-    if here.parent.name != "src" or not (checkout / "pyproject.toml").is_file():
+    checkout = here.parent
+    if not ((checkout / "pyproject.toml").is_file() and (checkout / "csrc").is_dir()):
         return
     if any(here.glob("_cpp*.so")) or any(here.glob("_cpp*.pyd")):
         return
     warnings.warn(
         f"fastdl is imported from its source tree {here}, which has no compiled _cpp, so the "
         f"'cpp' backend is unavailable; install it (pip install {checkout}) and import the "
-        "installed package instead",
+        "installed package from outside the checkout",
         UserWarning,
         stacklevel=3,
     )
