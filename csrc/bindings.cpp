@@ -8,6 +8,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <pthread.h>
+
 #include <array>
 #include <string>
 #include <type_traits>
@@ -215,6 +217,8 @@ void bind_kernels(py::module_& m) {
 }  // namespace
 
 PYBIND11_MODULE(_cpp, m) {
+  // A child forked after OpenMP ran runs its parallel loops on threads of its own (common.h).
+  pthread_atfork(nullptr, nullptr, [] { fastdl::mark_forked_child(); });
   m.doc() = "fastdl C++ kernels";
   m.attr("__version__") = FASTDL_VERSION;
   m.def("build_info", []() {

@@ -101,7 +101,15 @@ std::vector<std::pair<int64_t, int>> make_groups(int64_t N, int mmax, int nt) {
 template <class F>
 void for_items(int64_t n, int nt, bool dynamic, F&& f) {
 #ifdef FASTDL_HAVE_OPENMP
-  if (nt > 1 && n > 1 && !omp_in_parallel()) {
+  if (nt > 1 && n > 1 && fastdl::forked_child()) {
+    if (!fastdl::t_in_parallel) {  // a forked child: the static assignment on threads of its own
+      fastdl::on_own_threads(nt, [&](int t) {
+        for (int64_t i = t; i < n; i += nt) f(i, t);
+      });
+      return;
+    }
+  } else if (nt > 1 && n > 1 && !omp_in_parallel()) {
+    fastdl::g_omp_started.store(true, std::memory_order_relaxed);
     if (dynamic) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
       for (int64_t i = 0; i < n; ++i) f(i, omp_get_thread_num());

@@ -37,13 +37,13 @@ __all__ = [
     "fallback_counts",
 ]
 
-#: Known backends, fastest first (the order ``auto`` tries them in).
+#: Known backends, the reference first; ``auto`` tries them fastest first (reversed).
 _MODULES = {
-    "cpp": "fastdl.backends.cpp",
-    "numba": "fastdl.backends.numba_jit",
     "numpy": "fastdl.backends.numpy_ref",
+    "numba": "fastdl.backends.numba_jit",
+    "cpp": "fastdl.backends.cpp",
 }
-_AUTO_ORDER = ("cpp", "numba", "numpy")
+_AUTO_ORDER = tuple(reversed(_MODULES))
 
 # Idle GNU OpenMP workers (the cpp backend's, and Numba's "omp" threading layer, which
 # share one libgomp) busy-wait after each parallel region, taking a core from BLAS or
@@ -97,7 +97,7 @@ def _load(name: str) -> ModuleType | None:
             return None
         try:
             mod = importlib.import_module(_MODULES[name])
-        except Exception as exc:  # noqa: BLE001 - any import failure disables the backend
+        except Exception as exc:  # any import failure disables the backend
             _errors[name] = exc
             return None
         _loaded[name] = mod
@@ -126,7 +126,7 @@ def backend_module(name: str | None = None) -> ModuleType:
 
 def available_backends() -> list[str]:
     """Names of the backends that import on this machine, e.g. ``['numpy', 'numba', 'cpp']``."""
-    return [n for n in ("numpy", "numba", "cpp") if _load(n) is not None]
+    return [n for n in _MODULES if _load(n) is not None]
 
 
 def _resolve(name: str) -> str:
@@ -248,7 +248,7 @@ def show_config(file=None) -> str:
         f"threads: {get_num_threads()}",
         "backends:",
     ]
-    for name in ("numpy", "numba", "cpp"):
+    for name in _MODULES:
         mod = _load(name)
         if mod is None:
             err = _errors[name]

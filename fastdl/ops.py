@@ -23,21 +23,9 @@ import numpy as np
 
 from . import backend as _backend
 from .backends import numpy_ref as _ref
+from .backends.contract import KERNELS, conv_output_size
 
-__all__ = [
-    "im2col",
-    "col2im",
-    "conv2d_forward",
-    "conv2d_backward",
-    "maxpool2d_forward",
-    "maxpool2d_backward",
-    "softmax_cross_entropy",
-    "relu_forward",
-    "relu_backward",
-    "adam_update",
-    "conv_output_size",
-    "ConvContext",
-]
+__all__ = [*KERNELS, "conv_output_size", "ConvContext"]
 
 _FLOATS = (np.float32, np.float64)
 
@@ -77,11 +65,6 @@ def _int(v: Any, name: str, lo: int) -> int:
     if iv < lo:
         raise ValueError(f"{name} must be >= {lo}, got {iv}")
     return iv
-
-
-def conv_output_size(size: int, k: int, stride: int, pad: int) -> int:
-    """Output length of a window of length ``k`` sliding over ``size + 2*pad`` with ``stride``."""
-    return (size + 2 * pad - k) // stride + 1
 
 
 def _window(x_shape: Sequence[int], kh, kw, stride, pad, what: str):

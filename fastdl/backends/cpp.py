@@ -9,40 +9,21 @@ caps it.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from .. import _cpp  # ImportError propagates: fastdl.backend records why
+from .contract import BACKEND_HOOKS, KERNELS
 
-
-from .. import _cpp  # noqa: E402 - ImportError propagates: fastdl.backend records why
-
-__all__ = [
-    "im2col",
-    "col2im",
-    "conv2d_forward",
-    "conv2d_backward",
-    "maxpool2d_forward",
-    "maxpool2d_backward",
-    "softmax_cross_entropy",
-    "relu_forward",
-    "relu_backward",
-    "adam_update",
-    "set_num_threads",
-    "backend_info",
-]
+__all__ = [*KERNELS, *BACKEND_HOOKS]
 
 
 def backend_info() -> str:
     """SIMD path in use, OpenMP status and threads, compiler."""
     info = _cpp.build_info()
     omp = f"OpenMP on, {_cpp.get_num_threads()} threads" if info["openmp"] else "OpenMP off, 1 thread"
-    conv = "" if hasattr(_cpp, "conv2d_forward") else ", conv via reference"
-    cache = ""
-    if hasattr(_cpp, "cache_info"):
-        c = _cpp.cache_info()
-        cache = f", result cache {c['cached_bytes'] >> 20}/{c['limit_bytes'] >> 20} MiB"
-    return f"C++ {info['cpu_level']} SIMD, {omp}, {info['compiler']}{conv}{cache}"
+    c = _cpp.cache_info()
+    cache = f"result cache {c['cached_bytes'] >> 20}/{c['limit_bytes'] >> 20} MiB"
+    return f"C++ {info['cpu_level']} SIMD, {omp}, {info['compiler']}, {cache}"
 
 
 def set_num_threads(n: int) -> None:
@@ -62,8 +43,6 @@ def col2im(col: np.ndarray, x_shape, kh: int, kw: int, stride: int, pad: int) ->
 
 def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int):
     """x (N, C, H, W), W (FN, C, kh, kw), b (FN,) -> (y (N, FN, OH, OW), state)."""
-    if not hasattr(_cpp, "conv2d_forward"):
-        return NotImplemented
     return _cpp.conv2d_forward(x, W, b, stride, pad)
 
 
@@ -90,21 +69,15 @@ def softmax_cross_entropy(logits: np.ndarray, t: np.ndarray):
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps) -> None:
     """One Adam step in place on p, m, v (C-contiguous, one dtype); bit for bit the reference's."""
-    if not hasattr(_cpp, "adam_update"):
-        return NotImplemented  # an extension built before this kernel existed
     _cpp.adam_update(p, g, m, v, lr, 1 - beta1, 1 - beta2, eps)
     return None
 
 
 def relu_forward(x: np.ndarray):
     """x (any shape) -> (max(x, 0), x > 0); bit for bit the reference's."""
-    if not hasattr(_cpp, "relu_forward"):
-        return NotImplemented  # an extension built before this kernel existed
     return _cpp.relu_forward(x)
 
 
 def relu_backward(dout: np.ndarray, mask: np.ndarray):
     """dout, bool mask -> dout * mask; bit for bit the reference's."""
-    if not hasattr(_cpp, "relu_backward"):
-        return NotImplemented
     return _cpp.relu_backward(dout, mask)

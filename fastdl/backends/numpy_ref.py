@@ -11,32 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = [
-    "im2col",
-    "col2im",
-    "conv2d_forward",
-    "conv2d_backward",
-    "maxpool2d_forward",
-    "maxpool2d_backward",
-    "softmax_cross_entropy",
-    "relu_forward",
-    "relu_backward",
-    "adam_update",
-]
+from .contract import KERNELS, conv_output_size
+
+__all__ = list(KERNELS)
 
 
 def backend_info() -> str:
     return f"NumPy {np.__version__} reference"
 
 
-def _out_size(size: int, k: int, stride: int, pad: int) -> int:
-    return (size + 2 * pad - k) // stride + 1
-
-
 def _patches(x, kh, kw, stride, pad, fill=0.0):
     """(N, C, H, W) -> (N, C, kh, kw, OH, OW): every window tap, padding filled with ``fill``."""
     N, C, H, W = x.shape
-    OH, OW = _out_size(H, kh, stride, pad), _out_size(W, kw, stride, pad)
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
     img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], constant_values=fill)
     out = np.empty((N, C, kh, kw, OH, OW), dtype=x.dtype)
     for ky in range(kh):
@@ -55,7 +42,7 @@ def im2col(x, kh, kw, stride, pad):
 def col2im(col, x_shape, kh, kw, stride, pad):
     """Adjoint of :func:`im2col`: scatter-add col (N*OH*OW, C*kh*kw) back to x_shape (N, C, H, W)."""
     N, C, H, W = x_shape
-    OH, OW = _out_size(H, kh, stride, pad), _out_size(W, kw, stride, pad)
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
     c = col.reshape(N, OH, OW, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
     img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
     for ky in range(kh):
@@ -68,7 +55,7 @@ def conv2d_forward(x, W, b, stride, pad):
     """x (N, C, H, W), W (FN, C, kh, kw), b (FN,) -> y (N, FN, OH, OW) and a context for backward."""
     N, C, H, Wd = x.shape
     FN, _, kh, kw = W.shape
-    OH, OW = _out_size(H, kh, stride, pad), _out_size(Wd, kw, stride, pad)
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
     col = im2col(x, kh, kw, stride, pad)
     W2 = W.reshape(FN, C * kh * kw)  # explicit: -1 is ambiguous when FN == 0
     y = col @ W2.T + b
@@ -99,7 +86,7 @@ def maxpool2d_forward(x, ph, pw, stride, pad):
     all -inf points at its first real cell.
     """
     N, C, H, W = x.shape
-    OH, OW = _out_size(H, ph, stride, pad), _out_size(W, pw, stride, pad)
+    OH, OW = conv_output_size(H, ph, stride, pad), conv_output_size(W, pw, stride, pad)
     p = _patches(x, ph, pw, stride, pad, fill=-np.inf)       # (N, C, ph, pw, OH, OW)
     win = p.reshape(N, C, ph * pw, OH, OW)
     k = np.argmax(win, axis=2)                                 # first max; NaN wins

@@ -24,6 +24,7 @@ if "numba" not in fastdl.available_backends():
 import numba  # noqa: E402
 
 from fastdl.backends import numba_jit  # noqa: E402
+from fastdl.backends._numba import _common as numba_common, pool as numba_pool  # noqa: E402
 
 MAX_THREADS = numba.config.NUMBA_NUM_THREADS
 
@@ -99,13 +100,13 @@ def test_concurrent_calls_from_python_threads_are_correct():
 
 
 def test_scipy_blas_is_kept_single_threaded_inside_kernels(restore_threads):
-    assert numba_jit._BLAS, "SciPy's BLAS was not found by threadpoolctl"
+    assert numba_common.BLAS, "SciPy's BLAS was not found by threadpoolctl"
     fastdl.set_num_threads(MAX_THREADS)  # under the numpy backend: every BLAS to MAX_THREADS
-    for lib in numba_jit._BLAS:
+    for lib in numba_common.BLAS:
         lib.set_num_threads(MAX_THREADS)  # as a user's own threadpoolctl call would
     with fastdl.use_backend("numba"):
         _conv_step(*_inputs())
-        assert all(lib.num_threads == 1 for lib in numba_jit._BLAS)
+        assert all(lib.num_threads == 1 for lib in numba_common.BLAS)
 
 
 def test_blas_is_single_threaded_under_a_fast_backend(restore_threads):
@@ -140,7 +141,7 @@ def test_inputs_are_compiled_as_read_only_one_signature_per_dtype():
     with fastdl.use_backend("numba"):
         ops.maxpool2d_forward(x, 2, 2)
         ops.maxpool2d_forward(frozen, 2, 2)
-    sigs = [s for s in numba_jit._pool_fwd_2x2.signatures if s[0].dtype == numba.float64]
+    sigs = [s for s in numba_pool._pool_fwd_2x2.signatures if s[0].dtype == numba.float64]
     assert len(sigs) == 1 and not sigs[0][0].mutable
 
 
@@ -165,11 +166,11 @@ def test_degenerate_conv_falls_back_to_the_reference():
 CACHE_PROBE = """
     import numpy as np, fastdl
     from fastdl import ops
-    from fastdl.backends import numba_jit
+    from fastdl.backends._numba import pool as numba_pool
     with fastdl.use_backend("numba"):
         dx = ops.maxpool2d_backward(np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), (1, 1, 2, 2), 2, 2)
     assert dx.tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
-    stats = numba_jit._pool_bwd.stats
+    stats = numba_pool._pool_bwd.stats
     print(stats.cache_path)
     print(sum(stats.cache_hits.values()))
 """
@@ -188,7 +189,7 @@ def _probe(prelude: str = "", **env: str) -> tuple[str, int]:
 def test_numba_cache_dir_is_honoured(tmp_path):
     path, hits = _probe(NUMBA_CACHE_DIR=str(tmp_path))
     assert path.startswith(str(tmp_path)) and hits == 0
-    assert list(tmp_path.rglob("numba_jit._pool_bwd*.nbi")) and list(tmp_path.rglob("numba_jit._pool_bwd*.nbc"))
+    assert list(tmp_path.rglob("pool._pool_bwd*.nbi")) and list(tmp_path.rglob("pool._pool_bwd*.nbc"))
     path, hits = _probe(NUMBA_CACHE_DIR=str(tmp_path))  # a fresh process loads instead of compiling
     assert path.startswith(str(tmp_path)) and hits == 1
 
@@ -204,7 +205,7 @@ UNWRITABLE_PACKAGE = """
 def test_cache_moves_to_the_user_cache_when_the_package_is_read_only(tmp_path):
     path, _ = _probe(UNWRITABLE_PACKAGE, XDG_CACHE_HOME=str(tmp_path))
     assert Path(path).is_relative_to(tmp_path / "numba")
-    assert list(tmp_path.rglob("numba_jit._pool_bwd*.nbi"))
+    assert list(tmp_path.rglob("pool._pool_bwd*.nbi"))
 
 
 def test_backend_still_works_without_any_writable_cache(tmp_path):

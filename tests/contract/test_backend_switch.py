@@ -260,7 +260,7 @@ def test_set_num_threads_reaches_a_directly_imported_backend():
         import fastdl
         from fastdl.backends import numba_jit
         fastdl.set_num_threads(1)
-        assert numba_jit._threads == 1, numba_jit._threads
+        assert numba_jit.threads() == 1, numba_jit.threads()
     """)
     assert proc.returncode == 0, proc.stderr
 
@@ -273,7 +273,7 @@ def test_set_num_threads_reaches_numba(restore_threads):
 
     x = np.random.default_rng(0).standard_normal((4, 3, 8, 8))
     fastdl.set_num_threads(1)
-    assert numba_jit._threads == 1 and numba.get_num_threads() == 1
+    assert numba_jit.threads() == 1 and numba.get_num_threads() == 1
     with fastdl.use_backend("numba"):
         y1, _ = ops.maxpool2d_forward(x, 2, 2)
     fastdl.set_num_threads(numba.config.NUMBA_NUM_THREADS)

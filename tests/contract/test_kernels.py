@@ -325,6 +325,35 @@ def test_softmax_cross_entropy_extremes(backend, dtype):
     _close(d[1], rd[1], dtype)
 
 
+@pytest.mark.parametrize("targets", ["labels", "distribution"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("level", [1e15, 1e30])
+def test_softmax_cross_entropy_all_equal_huge_logits(backend, level, dtype, targets):
+    """Ten equal logits of 1e15 or 1e30: the loss is log 10 and the label's gradient (1/10 - 1)/N
+    (the row maximum is subtracted before the exp-sum and before the loss is formed)."""
+    N, K = 4, 10
+    z = np.full((N, K), level, dtype)
+    labels = np.arange(N) % K
+    t = labels if targets == "labels" else np.eye(K, dtype=dtype)[labels]
+    loss, d = ops.softmax_cross_entropy(z, t)
+    assert loss == pytest.approx(np.log(10.0), rel=1e-6)
+    want = np.full((N, K), 0.1 / N)
+    want[np.arange(N), labels] = (0.1 - 1.0) / N
+    np.testing.assert_allclose(d, want, rtol=1e-6)
+
+
+def test_softmax_cross_entropy_float64_logits_around_1e10(backend):
+    """float64 logits of about 1e10 spread by a few units agree with the reference to 1e-12."""
+    rng = np.random.default_rng(7)
+    z = 1e10 + rng.standard_normal((16, 10)) * 3
+    labels = rng.integers(0, 10, 16)
+    for t in (labels, np.eye(10)[labels]):
+        loss, d = ops.softmax_cross_entropy(z, t)
+        rloss, rd = _reference(ops.softmax_cross_entropy, z, t)
+        assert loss == pytest.approx(rloss, rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(d, rd, rtol=1e-10, atol=1e-15)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_softmax_cross_entropy_no_classes(backend, dtype):
     # K == 0: there is nothing to sum, the loss is 0 (nan for an empty batch, as always).
