@@ -134,3 +134,30 @@ def overfitting_figure(args: argparse.Namespace, runs, epochs: int, filename: st
     out = args.out / filename
     save(fig, out)
     saved(out)
+
+
+def add_weights_option(p: argparse.ArgumentParser, filename: str) -> argparse.ArgumentParser:
+    """--weights: one of the book's pretrained weight files (``filename``)."""
+    p.add_argument("--weights", type=Path, default=None,
+                   help=f"the book's {filename} (default: $FASTDL_TEST_DATA/book/{filename}, "
+                        f"./{filename}, ~/.cache/fastdl/book/{filename})")
+    return p
+
+
+def find_weights(args: argparse.Namespace, filename: str, required: bool = True) -> Path | None:
+    """The book's weight file: --weights, else the usual places; exits (or None) if absent."""
+    import os
+
+    places = [args.weights] if args.weights else []
+    if os.environ.get("FASTDL_TEST_DATA"):
+        places.append(Path(os.environ["FASTDL_TEST_DATA"]) / "book" / filename)
+    places += [Path(filename), Path.home() / ".cache" / "fastdl" / "book" / filename]
+    for p in places:
+        if p.is_file():
+            print(f"weights: {p}")
+            return p
+    if not required:
+        return None
+    sys.exit(f"the book's {filename} was not found (looked in: {', '.join(map(str, places))}).\n"
+             "It is published with the book's code (github.com/oreilly-japan/deep-learning-from-scratch); "
+             "pass it with --weights.")
