@@ -31,6 +31,8 @@ __all__ = [
     "BatchNormalization",
     "Convolution",
     "Pooling",
+    "MulLayer",
+    "AddLayer",
 ]
 
 
@@ -295,3 +297,42 @@ class Pooling:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
         return ops.maxpool2d_backward(dout, self.arg_max, self.x_shape, self.pool_h, self.pool_w,
                                       self.stride, self.pad)
+
+
+class MulLayer:
+    """Multiplication node of the book's computational graph (chapter 5): ``out = x * y``.
+
+    x, y: numbers or arrays of the same shape.  ``backward(dout)`` returns
+    ``(dout * y, dout * x)``, the gradients with respect to x and y.
+    """
+
+    def __init__(self) -> None:
+        self.x = None
+        self.y = None
+
+    def forward(self, x, y):
+        """Remember x and y; return ``x * y``."""
+        self.x = x
+        self.y = y
+        return x * y
+
+    def backward(self, dout):
+        """dout -> ``(dx, dy) = (dout * y, dout * x)``."""
+        if self.x is None:
+            raise RuntimeError("MulLayer.backward called before forward")
+        return dout * self.y, dout * self.x
+
+
+class AddLayer:
+    """Addition node of the book's computational graph (chapter 5): ``out = x + y``.
+
+    ``backward(dout)`` passes dout through to both inputs: ``(dout, dout)``.
+    """
+
+    def forward(self, x, y):
+        """Return ``x + y``."""
+        return x + y
+
+    def backward(self, dout):
+        """dout -> ``(dx, dy) = (dout * 1, dout * 1)``."""
+        return dout * 1, dout * 1

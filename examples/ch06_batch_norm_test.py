@@ -26,9 +26,9 @@ def train(x, t, std: float, batchnorm: bool, epochs: int, seed: int) -> list[flo
 
 
 def main() -> None:
-    args = _common.parser(__doc__).parse_args()
+    args = _common.parser(__doc__, data=True).parse_args()
     _common.setup(args)
-    name, ((x, t), _) = _common.load_images()
+    name, ((x, t), _) = _common.load_images(args)
     n, epochs = (1000, 10) if args.quick else (1000, 20)
     scales = np.logspace(0, -4, 4 if args.quick else 16)
     x, t = _common.subset(x, t, n, args.seed)

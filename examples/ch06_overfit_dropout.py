@@ -10,7 +10,7 @@ from fastdl.models import MultiLayerNetExtend
 
 
 def main() -> None:
-    args = _common.parser(__doc__).parse_args()
+    args = _common.parser(__doc__, data=True).parse_args()
     _common.setup(args)
     runs = [(f"dropout ratio {ratio}" if ratio else "no dropout",
              lambda ratio=ratio: MultiLayerNetExtend(784, [100] * 6, 10, use_dropout=ratio > 0,

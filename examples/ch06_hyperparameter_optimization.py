@@ -15,9 +15,9 @@ from fastdl.trainer import Trainer
 
 
 def main() -> None:
-    args = _common.parser(__doc__).parse_args()
+    args = _common.parser(__doc__, data=True).parse_args()
     _common.setup(args)
-    name, ((x, t), _) = _common.load_images()
+    name, ((x, t), _) = _common.load_images(args)
     trials, epochs = (8, 20) if args.quick else (100, 50)
     x, t = _common.subset(x, t, 500, args.seed)
     x_val, t_val, x_tr, t_tr = x[:100], t[:100], x[100:], t[100:]

@@ -20,6 +20,8 @@ def df(x, y):
 
 
 def trajectory(opt, steps: int, start=(-7.0, 2.0)) -> np.ndarray:
+    # The book keeps params as Python floats; fastdl's optimizers update arrays in place
+    # (issue 19 may accept floats later), so each coordinate is a 0-d array here.
     params = {"x": np.array(start[0]), "y": np.array(start[1])}
     path = [(float(params["x"]), float(params["y"]))]
     for _ in range(steps):

@@ -1,8 +1,8 @@
 """Book figure 7-24: the first-layer filters of SimpleConvNet before and after training.
 
 Random filters show no structure; after training they respond to edges and blobs.
-Trains SimpleConvNet (He initialisation, Adam) for one epoch on Fashion-MNIST (or MNIST),
-or shows the filters of the book's pretrained weights with --book-weights.
+Trains SimpleConvNet (He initialisation, Adam) for one epoch on --dataset (MNIST or Fashion-MNIST),
+or shows the filters of the book's pretrained weights with --weights.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from fastdl.trainer import Trainer
 
 
 def main() -> None:
-    p = _common.parser(__doc__)
-    p.add_argument("--book-weights", type=Path, help="the book's simple_convnet_params.pkl")
+    p = _common.parser(__doc__, data=True)
+    p.add_argument("--weights", "--book-weights", dest="book_weights", type=Path, help="the book's simple_convnet_params.pkl")
     args = p.parse_args()
     _common.setup(args)
     net = SimpleConvNet(weight_init_std="he", seed=args.seed)
@@ -27,7 +27,7 @@ def main() -> None:
         net.load_state_dict(io.load_book_params(args.book_weights))
         what = "the book's trained weights (MNIST)"
     else:
-        name, ((x, t), (xt, tt)) = _common.load_images(flatten=False)
+        name, ((x, t), (xt, tt)) = _common.load_images(args, flatten=False)
         n = 3000 if args.quick else len(x)
         trainer = Trainer(net, x[:n], t[:n], xt[:1000], tt[:1000], epochs=1,
                           mini_batch_size=100, optimizer="adam", optimizer_param={"lr": 0.001},

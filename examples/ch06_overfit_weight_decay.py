@@ -11,7 +11,7 @@ from fastdl.models import MultiLayerNet
 
 
 def main() -> None:
-    args = _common.parser(__doc__).parse_args()
+    args = _common.parser(__doc__, data=True).parse_args()
     _common.setup(args)
     runs = [(f"weight decay lambda = {decay}" if decay else "no weight decay",
              lambda decay=decay: MultiLayerNet(784, [100] * 6, 10, weight_decay_lambda=decay, seed=args.seed))

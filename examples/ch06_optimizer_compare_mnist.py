@@ -1,6 +1,6 @@
 """Book figure 6-9: SGD, Momentum, AdaGrad and Adam training the same 5-layer network.
 
-A 784-100-100-100-100-10 ReLU network (He initialisation) on Fashion-MNIST (or MNIST),
+A 784-100-100-100-100-10 ReLU network (He initialisation) on --dataset (MNIST or Fashion-MNIST),
 mini-batches of 128; the figure shows the smoothed training loss per iteration.
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ def smooth(y: list[float], k: int = 10) -> np.ndarray:
 
 
 def main() -> None:
-    args = _common.parser(__doc__).parse_args()
+    args = _common.parser(__doc__, data=True).parse_args()
     _common.setup(args)
-    name, ((x, t), _) = _common.load_images()
+    name, ((x, t), _) = _common.load_images(args)
     iterations = 150 if args.quick else 2000
     batch = 128
     optimizers = {"SGD": SGD(), "Momentum": Momentum(), "AdaGrad": AdaGrad(), "Adam": Adam()}
