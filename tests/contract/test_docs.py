@@ -143,6 +143,21 @@ def test_readme_first_command_is_one_the_cli_accepts():
     assert args.command == "train"
 
 
+def test_readme_command_lines_are_ones_the_cli_accepts():
+    from fastdl.cli import build_parser
+
+    block = README.read_text(encoding="utf-8").split("## Command line", 1)[1].split("```bash", 1)[1]
+    lines = [shlex.split(ln, comments=True) for ln in block.split("```", 1)[0].splitlines()]
+    lines = [ln for ln in lines if ln]
+    assert len(lines) >= 5 and all(ln[0] == "fastdl" for ln in lines)
+    for argv in lines:
+        try:
+            args = build_parser().parse_args(argv[1:])
+        except SystemExit as exc:
+            pytest.fail(f"fastdl rejects the README's {' '.join(argv)} (exit {exc.code})")
+        assert args.command == argv[1]
+
+
 # --------------------------------------------------------------------------- dated results
 
 def test_every_result_file_is_cited():
