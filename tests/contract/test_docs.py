@@ -60,6 +60,13 @@ def test_every_path_a_document_names_exists(doc):
     assert missing_paths(doc, REPO) == [], f"{doc.relative_to(REPO)} names paths that do not exist"
 
 
+def test_readme_and_docs_name_no_document_the_repository_lacks():
+    """A bare document name (``DESIGN.md``) must be a file beside the page or at the root."""
+    for doc in [README, *DOCS.glob("*.md")]:
+        for name in re.findall(r"(?<![\w/.-])([A-Z][A-Z_]*\.md)\b", doc.read_text(encoding="utf-8")):
+            assert (doc.parent / name).is_file() or (REPO / name).is_file(), f"{doc.name} names {name}"
+
+
 def test_the_architecture_page_names_paths():
     """The check above is only worth something if the page it guards names the tree."""
     text = (DOCS / "ARCHITECTURE.md").read_text(encoding="utf-8")
