@@ -15,17 +15,17 @@
 #include <type_traits>
 #include <vector>
 
-#include "alloc.h"
-#include "arrays.h"
-#include "common.h"
-#include "conv.h"
-#include "cpu.h"
-#include "probe.h"
-#include "elementwise.h"
-#include "im2col.h"
-#include "optim.h"
-#include "pool.h"
-#include "softmax.h"
+#include "conv/conv.h"
+#include "elementwise/adam.h"
+#include "elementwise/relu.h"
+#include "im2col/im2col.h"
+#include "pool/pool.h"
+#include "probe/probe.h"
+#include "softmax/softmax.h"
+#include "support/alloc.h"
+#include "support/arrays.h"
+#include "support/cpu.h"
+#include "support/parallel.h"
 
 #ifndef FASTDL_VERSION
 #define FASTDL_VERSION "unknown"
@@ -171,6 +171,49 @@ carray<T> relu_backward(const carray<T>& dout, const py::array_t<bool, py::array
   return dx;
 }
 
+template <class T>
+py::tuple conv2d_forward(const carray<T>& x, const carray<T>& w, const carray<T>& b, int64_t stride,
+                         int64_t pad) {
+  fastdl::conv::Geometry g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
+             stride, pad, 0, 0};
+  g.OH = out_size(g.H, g.kh, stride, pad);
+  g.OW = out_size(g.W, g.kw, stride, pad);
+  auto y = fastdl::new_array<T>({g.N, g.FN, g.OH, g.OW});
+  const T *xp = x.data(), *wp = w.data(), *bp = b.data();
+  T* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::conv::forward<T>(g, xp, wp, bp, yp);
+  }
+  return py::make_tuple(std::move(y), py::make_tuple(x, w, stride, pad));
+}
+
+template <class T>
+py::tuple conv2d_backward(const carray<T>& dy, const py::tuple& state, bool need_dx) {
+  const auto x = state[0].cast<carray<T>>();
+  const auto w = state[1].cast<carray<T>>();
+  const int64_t stride = state[2].cast<int64_t>(), pad = state[3].cast<int64_t>();
+  fastdl::conv::Geometry g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
+             stride, pad, dy.shape(2), dy.shape(3)};
+  carray<T> dw({g.FN, g.C, g.kh, g.kw});
+  carray<T> db({g.FN});
+  py::object dx = py::none();
+  T* dxp = nullptr;
+  if (need_dx) {
+    auto d = fastdl::new_array<T>({g.N, g.C, g.H, g.W});
+    dxp = d.mutable_data();
+    dx = std::move(d);
+  }
+  const T *xp = x.data(), *wp = w.data(), *dyp = dy.data();
+  T *dwp = dw.mutable_data(), *dbp = db.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    if (dxp) fastdl::conv::backward_data<T>(g, dyp, wp, dxp);
+    fastdl::conv::backward_weights<T>(g, xp, dyp, dwp, dbp);
+  }
+  return py::make_tuple(dx, std::move(dw), std::move(db));
+}
+
 // p, m and v are updated in place: they must be C-contiguous, writeable arrays of dtype T
 // (noconvert: a converted copy would be updated instead of the caller's array).
 template <class T>
@@ -190,6 +233,11 @@ void adam_update(carray<T> p, const carray<T>& g, carray<T> m, carray<T> v, doub
 
 template <class T>
 void bind_kernels(py::module_& m) {
+  m.def("conv2d_forward", &conv2d_forward<T>, py::arg("x").noconvert(), py::arg("W").noconvert(),
+        py::arg("b").noconvert(), py::arg("stride"), py::arg("pad"),
+        "x (N, C, H, W), W (FN, C, kh, kw), b (FN,) -> (y (N, FN, OH, OW), state for backward).");
+  m.def("conv2d_backward", &conv2d_backward<T>, py::arg("dy").noconvert(), py::arg("state"),
+        py::arg("need_dx"), "dy (N, FN, OH, OW), state -> (dx (N, C, H, W) or None, dW, db).");
   m.def("im2col", &im2col<T>, py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("stride"),
         py::arg("pad"), "x (N, C, H, W) -> col (N*OH*OW, C*kh*kw); rows (n, oy, ox), columns (c, ky, kx).");
   m.def("col2im", &col2im<T>, py::arg("col").noconvert(), py::arg("x_shape"), py::arg("kh"), py::arg("kw"),
@@ -217,7 +265,8 @@ void bind_kernels(py::module_& m) {
 }  // namespace
 
 PYBIND11_MODULE(_cpp, m) {
-  // A child forked after OpenMP ran runs its parallel loops on threads of its own (common.h).
+  // A child forked after OpenMP ran runs its parallel loops on threads of its own
+  // (support/parallel.h).
   pthread_atfork(nullptr, nullptr, [] { fastdl::mark_forked_child(); });
   m.doc() = "fastdl C++ kernels";
   m.attr("__version__") = FASTDL_VERSION;
@@ -273,5 +322,4 @@ PYBIND11_MODULE(_cpp, m) {
   m.def("cache_clear", &fastdl::cache_clear, "Free every cached block (arrays in use are untouched).");
   bind_kernels<float>(m);
   bind_kernels<double>(m);
-  fastdl::bind_conv(m);
 }

@@ -10,7 +10,13 @@ Switch the kernel backend with one call::
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _version
+
+try:  # written once, in pyproject.toml (the C++ extension gets it from CMake)
+    __version__ = _version("fastdl")
+except _NotInstalled:  # the source tree, never installed
+    __version__ = "0+unknown"
 
 from .backend import (
     BackendUnavailableError,

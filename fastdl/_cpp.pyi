@@ -48,7 +48,7 @@ def softmax_cross_entropy(logits: npt.NDArray[_F], t: npt.NDArray[np.int64]) -> 
 @overload
 def softmax_cross_entropy(logits: npt.NDArray[_F], t: npt.NDArray[_F]) -> tuple[float, npt.NDArray[_F]]: ...
 
-# The convolution (bound in csrc/conv.cpp):
+# The convolution (csrc/conv/):
 def conv2d_forward(x: npt.NDArray[_F], W: npt.NDArray[_F], b: npt.NDArray[_F], stride: int,
                    pad: int) -> tuple[npt.NDArray[_F], Any]: ...
 def conv2d_backward(dy: npt.NDArray[_F], state: Any,

@@ -1,5 +1,6 @@
-// Convolution kernels: the jobs the portable driver (conv.cpp) hands to the per-ISA code
-// (conv_scalar.cpp, conv_avx2.cpp, conv_avx512.cpp, all built from conv_impl.h).
+// Convolution kernel table: the jobs the portable drivers (forward.cpp, backward_data.cpp,
+// backward_weights.cpp) hand to the per-CPU kernels (kernels_scalar.cpp, kernels_avx2.cpp,
+// kernels_avx512.cpp, all built from kernels.h), and the function table those fill.
 //
 // Plain structs and function pointers only: this header is included by files compiled
 // with ISA flags (see common.h for why they must not instantiate standard templates).

@@ -5,8 +5,8 @@
 #include <limits>
 #include <vector>
 
-#include "common.h"
-#include "cpu.h"
+#include "support/parallel.h"
+#include "support/cpu.h"
 
 namespace fastdl {
 

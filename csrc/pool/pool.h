@@ -22,7 +22,7 @@ bool maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, i
                         int64_t OH, int64_t OW);
 
 // SIMD fast paths for 2x2 windows, stride 2, no padding, float32, one plane at a time
-// (pool_avx2.cpp / pool_avx512.cpp).  OH = H/2, OW = W/2 (rounded down).
+// (kernels_avx2.cpp / kernels_avx512.cpp).  OH = H/2, OW = W/2 (rounded down).
 void maxpool2x2_forward_f32_avx2(const float* x, float* y, int64_t* argmax, int64_t H, int64_t W);
 void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* argmax, int64_t H, int64_t W);
 void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* argmax, int64_t H, int64_t W);

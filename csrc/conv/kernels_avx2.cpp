@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "conv_kernels.h"
+#include "kernel_table.h"
 
 namespace fastdl {
 namespace conv {
@@ -79,7 +79,7 @@ struct VD {
   }
 };
 
-#include "conv_impl.h"
+#include "kernels.h"
 
 }  // namespace avx2
 

@@ -2,7 +2,7 @@
 // for the baseline ISA.  Used when cpu_level() is scalar (or FASTDL_CPU=scalar).
 #include <cstdint>
 
-#include "conv_kernels.h"
+#include "kernel_table.h"
 
 namespace fastdl {
 namespace conv {
@@ -33,7 +33,7 @@ struct Lane {
 using VF = Lane<float>;
 using VD = Lane<double>;
 
-#include "conv_impl.h"
+#include "kernels.h"
 
 }  // namespace scalar
 

@@ -1,11 +1,11 @@
-// Optimizer kernels (see optim.h).  Portable code: GCC vectorises the loop with the baseline
+// Optimizer kernels (see adam.h).  Portable code: GCC vectorises the loop with the baseline
 // SIMD (sqrtps / divps with -fno-math-errno); CMakeLists.txt builds this file with
 // -ffp-contract=off so that no multiply-add is fused and the rounding matches NumPy's.
-#include "optim.h"
+#include "adam.h"
 
 #include <cmath>
 
-#include "common.h"
+#include "support/parallel.h"
 
 namespace fastdl {
 

@@ -1,8 +1,8 @@
-// Elementwise kernels (see elementwise.h): portable code that GCC vectorises with the baseline
+// Elementwise kernels (see relu.h): portable code that GCC vectorises with the baseline
 // SIMD; parallel over contiguous ranges.
-#include "elementwise.h"
+#include "relu.h"
 
-#include "common.h"
+#include "support/parallel.h"
 
 namespace fastdl {
 

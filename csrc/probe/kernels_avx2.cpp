@@ -1,8 +1,8 @@
-// fma_probe on AVX2+FMA: 8-lane FMAs (probe_impl.h).
+// fma_probe on AVX2+FMA: 8-lane FMAs (kernels.h).
 #include <immintrin.h>
 
 #include "probe.h"
-#include "probe_impl.h"
+#include "kernels.h"
 
 namespace fastdl {
 

@@ -1,8 +1,8 @@
 // Runtime CPU feature detection for fastdl's kernel dispatch.
 //
-// The default build has no -march=native: files named *_avx2.cpp are compiled
-// with AVX2+FMA, files named *_avx512.cpp with AVX-512 (F/CD/BW/DQ/VL) + FMA,
-// everything else for the baseline x86-64.  Callers pick an implementation
+// The default build has no -march=native: the kernels_avx2.cpp files are compiled
+// with AVX2+FMA, the kernels_avx512.cpp files with AVX-512 (F/CD/BW/DQ/VL) + FMA,
+// everything else for the baseline x86-64 (CMakeLists.txt lists them by family).  Callers pick an implementation
 // with cpu_level() at run time.
 #pragma once
 

@@ -13,7 +13,7 @@ double softmax_xent_labels(const T* z, const int64_t* t, T* dz, int64_t N, int64
 template <class T>
 double softmax_xent_targets(const T* z, const T* t, T* dz, int64_t N, int64_t K);
 
-// SIMD row primitives (softmax_avx2.cpp / softmax_avx512.cpp), float32:
+// SIMD row primitives (kernels_avx2.cpp / kernels_avx512.cpp), float32:
 // the maximum of z[0..K), K >= 1 (NaN handling is left to the caller's sum);
 float row_max_f32_avx2(const float* z, int64_t K);
 float row_max_f32_avx512(const float* z, int64_t K);

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common.h"
-#include "cpu.h"
+#include "support/parallel.h"
+#include "support/cpu.h"
 
 namespace fastdl {
 
@@ -18,8 +18,11 @@ inline void clip(int64_t x0, int64_t k, int64_t W, int64_t& lo, int64_t& hi) {
   hi = std::min<int64_t>(k, W - x0);
 }
 
-template <class T>
-void im2col_sample(const T* x, T* col, const Window& w) {
+// Calls row(k, inside, src, lo, hi) for every tap row (window, c, ky) of one sample: k is the
+// row's first column in col, inside false if that input row is padding, src the offset in x
+// of the window row's first tap (which may lie left of the row), [lo, hi) the taps inside.
+template <class Row>
+void for_tap_rows(const Window& w, Row&& row) {
   const int64_t K = w.C * w.kh * w.kw, HW = w.H * w.W;
   for (int64_t oy = 0; oy < w.OH; ++oy) {
     const int64_t y0 = oy * w.stride - w.pad;
@@ -27,19 +30,11 @@ void im2col_sample(const T* x, T* col, const Window& w) {
       const int64_t x0 = ox * w.stride - w.pad;
       int64_t lo, hi;
       clip(x0, w.kw, w.W, lo, hi);
-      T* d = col + (oy * w.OW + ox) * K;
+      int64_t k = (oy * w.OW + ox) * K;
       for (int64_t c = 0; c < w.C; ++c) {
-        const T* plane = x + c * HW;
-        for (int64_t ky = 0; ky < w.kh; ++ky, d += w.kw) {
+        for (int64_t ky = 0; ky < w.kh; ++ky, k += w.kw) {
           const int64_t iy = y0 + ky;
-          if (iy < 0 || iy >= w.H || lo >= hi) {
-            std::fill(d, d + w.kw, T(0));
-            continue;
-          }
-          const T* src = plane + iy * w.W + x0;
-          for (int64_t kx = 0; kx < lo; ++kx) d[kx] = T(0);
-          for (int64_t kx = lo; kx < hi; ++kx) d[kx] = src[kx];
-          for (int64_t kx = hi; kx < w.kw; ++kx) d[kx] = T(0);
+          row(k, iy >= 0 && iy < w.H, c * HW + iy * w.W + x0, lo, hi);
         }
       }
     }
@@ -47,27 +42,26 @@ void im2col_sample(const T* x, T* col, const Window& w) {
 }
 
 template <class T>
-void col2im_sample(const T* col, T* x, const Window& w) {
-  const int64_t K = w.C * w.kh * w.kw, HW = w.H * w.W;
-  std::memset(x, 0, sizeof(T) * w.C * HW);
-  for (int64_t oy = 0; oy < w.OH; ++oy) {
-    const int64_t y0 = oy * w.stride - w.pad;
-    for (int64_t ox = 0; ox < w.OW; ++ox) {
-      const int64_t x0 = ox * w.stride - w.pad;
-      int64_t lo, hi;
-      clip(x0, w.kw, w.W, lo, hi);
-      const T* s = col + (oy * w.OW + ox) * K;
-      for (int64_t c = 0; c < w.C; ++c) {
-        T* plane = x + c * HW;
-        for (int64_t ky = 0; ky < w.kh; ++ky, s += w.kw) {
-          const int64_t iy = y0 + ky;
-          if (iy < 0 || iy >= w.H) continue;
-          T* dst = plane + iy * w.W + x0;
-          for (int64_t kx = lo; kx < hi; ++kx) dst[kx] += s[kx];
-        }
-      }
+void im2col_sample(const T* x, T* col, const Window& w) {
+  for_tap_rows(w, [&](int64_t k, bool inside, int64_t src, int64_t lo, int64_t hi) {
+    T* d = col + k;
+    if (!inside || lo >= hi) {
+      std::fill(d, d + w.kw, T(0));
+      return;
     }
-  }
+    for (int64_t kx = 0; kx < lo; ++kx) d[kx] = T(0);
+    for (int64_t kx = lo; kx < hi; ++kx) d[kx] = x[src + kx];
+    for (int64_t kx = hi; kx < w.kw; ++kx) d[kx] = T(0);
+  });
+}
+
+template <class T>
+void col2im_sample(const T* col, T* x, const Window& w) {
+  std::memset(x, 0, sizeof(T) * w.C * w.H * w.W);
+  for_tap_rows(w, [&](int64_t k, bool inside, int64_t dst, int64_t lo, int64_t hi) {
+    if (!inside) return;
+    for (int64_t kx = lo; kx < hi; ++kx) x[dst + kx] += col[k + kx];
+  });
 }
 
 template <class T>

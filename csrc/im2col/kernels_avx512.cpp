@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "im2col.h"
-#include "transpose_avx512.h"
+#include "support/transpose_avx512.h"
 
 namespace fastdl {
 

@@ -1,5 +1,5 @@
-// The FMA probe loop, written once for any vector type (included by probe_avx2.cpp and
-// probe_avx512.cpp, each compiled with its own ISA flags).  V provides:
+// The FMA probe loop, written once for any vector type (the per-CPU probe body, included by
+// kernels_avx2.cpp and kernels_avx512.cpp, each compiled with its own ISA flags).  V provides:
 //   using reg;  static reg set1(float);  static reg fmadd(reg, reg, reg);
 //   static reg add(reg, reg);  static float sum(reg).
 #pragma once
@@ -8,7 +8,7 @@
 
 namespace fastdl {
 
-// 12 independent chains: enough to cover the FMA latency on two ports (probe.cpp counts 12).
+// 12 independent chains: enough to cover the FMA latency on two ports (dispatch.cpp counts 12).
 template <class V>
 float fma_probe_loop(int64_t iters) {
   using R = typename V::reg;

@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
-#include "conv_kernels.h"
-#include "transpose_avx512.h"
+#include "kernel_table.h"
+#include "support/transpose_avx512.h"
 
 namespace fastdl {
 namespace conv {
@@ -74,7 +74,7 @@ struct VD {
   __attribute__((always_inline)) static void transpose(R* r) { ::fastdl::avx512::transpose8_pd(r); }
 };
 
-#include "conv_impl.h"
+#include "kernels.h"
 
 // PREFETCHW (all AVX-512 CPUs have it): fetch the line for writing; never faults.
 inline void prefetch_write(const void* p) {

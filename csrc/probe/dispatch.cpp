@@ -1,7 +1,7 @@
 // Dispatch of the FMA probe (probe.h) on the SIMD level in use.
 #include "probe.h"
 
-#include "cpu.h"
+#include "support/cpu.h"
 
 namespace fastdl {
 

@@ -20,7 +20,7 @@ void im2col(const T* x, T* col, const Window& w);
 template <class T>
 void col2im(const T* col, T* x, const Window& w);
 
-// One sample with AVX-512 masked loads/stores (im2col_avx512.cpp); kw <= 16 (float), 8 (double).
+// One sample with AVX-512 masked loads/stores (kernels_avx512.cpp); kw <= 16 (float), 8 (double).
 void im2col_sample_f32_avx512(const float* x, float* col, const Window& w);
 void im2col_sample_f64_avx512(const double* x, double* col, const Window& w);
 void col2im_sample_f32_avx512(const float* col, float* x, const Window& w);

@@ -1,13 +1,14 @@
 // Shared helpers for fastdl's portable kernel files: thread count and parallel loops.
 //
 // Rules for kernel files (see also cpu.h):
-// - *_avx2.cpp / *_avx512.cpp are compiled with ISA flags.  They must not include this
+// - <family>/kernels_avx2.cpp and <family>/kernels_avx512.cpp, the per-CPU kernel bodies,
+//   are compiled with ISA flags (CMakeLists.txt lists them).  They must not include this
 //   header, the standard library's templates or pybind11: an inline function instantiated
 //   there may be picked by the linker for the portable code and fault on an older CPU.
 //   They include <immintrin.h>, <cstdint>, <cstddef> and plain declarations only, and
 //   export extern functions that work on one plane / row / block.
-// - Parallel loops live in the portable files (parallel_for below), which call the
-//   per-block SIMD functions chosen once with cpu_level().
+// - Parallel loops live in the portable files (<family>/dispatch.cpp: parallel_for and
+//   for_items below), which call the per-block SIMD functions chosen once with cpu_level().
 // - Kernels run without the GIL: they touch raw pointers only, never Python objects.
 #pragma once
 
@@ -76,35 +77,66 @@ void on_own_threads(int nt, G&& g) {
 // costs more than it saves.
 constexpr int64_t kParallelGrain = 1 << 17;
 
+// Whether the calling thread is already inside one of fastdl's parallel regions.
+inline bool in_parallel() {
+#ifdef FASTDL_HAVE_OPENMP
+  if (omp_in_parallel()) return true;
+#endif
+  return t_in_parallel;
+}
+
+// Calls g(t, k) for t in [0, k) on k <= nt threads: an OpenMP region, or in a forked child
+// threads of its own.  Returns false, having called nothing, when threads cannot run
+// (no OpenMP, nt < 2, or already inside a region): the caller then runs serially.
+template <class G>
+bool on_threads(int nt, G&& g) {
+#ifdef FASTDL_HAVE_OPENMP
+  if (nt < 2 || in_parallel()) return false;
+  if (forked_child()) {
+    on_own_threads(nt, [&](int t) { g(t, nt); });
+    return true;
+  }
+  g_omp_started.store(true, std::memory_order_relaxed);
+#pragma omp parallel num_threads(nt)
+  g(omp_get_thread_num(), omp_get_num_threads());
+  return true;
+#else
+  (void)nt;
+  (void)g;
+  return false;
+#endif
+}
+
 // Calls f(begin, end) on contiguous, disjoint, equal-sized ranges covering [0, n); one range
 // per thread, so each thread owns whole items (no two threads write the same output item).
 // `work` is the total amount of work in elements, used to decide whether threads pay off.
 template <class F>
 void parallel_for(int64_t n, int64_t work, F&& f) {
   if (n <= 0) return;
-#ifdef FASTDL_HAVE_OPENMP
-  int nt = static_cast<int>(std::min<int64_t>(num_threads(), n));
-  if (nt > 1 && work >= kParallelGrain && forked_child()) {
-    if (!t_in_parallel) {  // a forked child: the same ranges as the OpenMP path
-      on_own_threads(nt, [&](int t) {
-        const int64_t begin = n * t / nt, end = n * (t + 1) / nt;
-        if (begin < end) f(begin, end);
-      });
+  const int nt = work >= kParallelGrain ? static_cast<int>(std::min<int64_t>(num_threads(), n)) : 1;
+  const bool ran = on_threads(nt, [&](int64_t t, int64_t k) {
+    const int64_t begin = n * t / k, end = n * (t + 1) / k;
+    if (begin < end) f(begin, end);
+  });
+  if (!ran) f(int64_t{0}, n);
+}
+
+// Runs f(item, thread index) for every item in [0, n) on nt threads.  Static: thread t takes
+// items t, t + k, ... (a fixed assignment, for per-thread partial sums that must not depend
+// on timing).  Dynamic: threads take the next free item (results that are written once per
+// item; keeps both cores busy when one of them is shared with another process).
+template <class F>
+void for_items(int64_t n, int nt, bool dynamic, F&& f) {
+  std::atomic<int64_t> next{0};
+  const bool ran = n > 1 && on_threads(nt, [&](int t, int k) {
+    if (!dynamic) {
+      for (int64_t i = t; i < n; i += k) f(i, t);
       return;
     }
-  } else if (nt > 1 && work >= kParallelGrain && !omp_in_parallel()) {
-    g_omp_started.store(true, std::memory_order_relaxed);
-#pragma omp parallel num_threads(nt)
-    {
-      const int64_t t = omp_get_thread_num(), k = omp_get_num_threads();
-      const int64_t begin = n * t / k, end = n * (t + 1) / k;
-      if (begin < end) f(begin, end);
-    }
-    return;
-  }
-#endif
-  (void)work;
-  f(int64_t{0}, n);
+    for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) f(i, t);
+  });
+  if (!ran)
+    for (int64_t i = 0; i < n; ++i) f(i, 0);
 }
 
 }  // namespace fastdl

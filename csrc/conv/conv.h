@@ -1,0 +1,46 @@
+// Convolution (forward, data and weight gradients), float32 and float64, on raw C-contiguous
+// arrays with the shapes and semantics of fastdl.ops (the NumPy reference is the oracle).
+// bindings.cpp wraps these for Python.
+//
+// Where the code is:
+//   dispatch.cpp          picks the per-CPU kernel table at run time (cpu_level(), FASTDL_CPU)
+//                         and the kernel family per layer (tile or flat, FASTDL_CONV), and
+//                         splits the batch over threads (schedule.h)
+//   forward.cpp           forward: packed weights, each output pixel's valid taps
+//   backward_data.cpp     data gradient: the same gather over dy with flipped weights
+//   backward_weights.cpp  weight and bias gradients, per-thread partial sums reduced here
+//   kernel_table.h        the jobs and the function table the per-CPU kernels fill
+//   kernels.h, kernels_*.h  the per-CPU kernel bodies, written once over vector traits
+//   kernels_scalar.cpp, kernels_avx2.cpp, kernels_avx512.cpp
+//                         those bodies instantiated for one ISA each (ISA flags in CMake)
+//
+// The work is done by register-tiled kernels: channel-lane tiles over groups of samples (any
+// stride; padding taps skipped exactly) and, for stride 1 with few output channels or a
+// short reduction, pixel-lane "flat" kernels.  FASTDL_CONV=tile|flat forces one family where
+// both apply (for tests); FASTDL_CPU caps the SIMD level (support/cpu.h).
+#pragma once
+
+#include <cstdint>
+
+namespace fastdl {
+namespace conv {
+
+// x (N, C, H, W), W (FN, C, kh, kw), y (N, FN, OH, OW).
+struct Geometry {
+  int64_t N, C, H, W, FN, kh, kw, stride, pad, OH, OW;
+};
+
+// y = conv(x, w) + bias (bias may be nullptr: no bias).
+template <class T>
+void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y);
+
+// dx (N, C, H, W) from dy (N, FN, OH, OW) and w.
+template <class T>
+void backward_data(const Geometry& g, const T* dy, const T* w, T* dx);
+
+// dw (FN, C, kh, kw) and db (FN,) from x and dy (both overwritten).
+template <class T>
+void backward_weights(const Geometry& g, const T* x, const T* dy, T* dw, T* db);
+
+}  // namespace conv
+}  // namespace fastdl

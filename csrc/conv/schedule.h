@@ -1,0 +1,116 @@
+// Shared by the portable convolution drivers (forward.cpp, backward_data.cpp,
+// backward_weights.cpp): the kernel table in use, the choice of kernel family, the split of
+// the batch into groups of samples and the runs of valid taps.  Portable code only.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "conv.h"
+#include "kernel_table.h"
+#include "support/parallel.h"
+
+namespace fastdl {
+namespace conv {
+
+// The table for the CPU's SIMD level (dispatch.cpp), chosen once.
+template <class T>
+const Kernels<T>& kernels();
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Each output pixel's taps as runs of consecutive (A step, B row) pairs.
+struct Runs {
+  std::vector<int64_t> a, b, start{0};
+  std::vector<int32_t> len;
+
+  void add(int64_t ra, int64_t rb, int64_t n) {
+    if (n <= 0) return;
+    if (static_cast<int64_t>(len.size()) > start.back() && a.back() + len.back() == ra &&
+        b.back() + len.back() == rb) {
+      len.back() += static_cast<int32_t>(n);
+      return;
+    }
+    a.push_back(ra);
+    b.push_back(rb);
+    len.push_back(static_cast<int32_t>(n));
+  }
+  void end_pixel() { start.push_back(static_cast<int64_t>(len.size())); }
+};
+
+// Samples split into groups of at most mmax, a multiple of the thread count when there are
+// enough samples, sizes differing by at most one.  Thread t runs groups t, t + nt, ...
+std::vector<std::pair<int64_t, int>> make_groups(int64_t N, int mmax, int nt);
+
+// The flat (pixel-lane) kernels need stride 1; they win when the channel-lane tiles would
+// have a single vector of output channels (one broadcast per FMA), a short reduction
+// (where transposing the results costs as much as computing them), or when the SIMD level
+// has a direct kernel for the job (same_direct: a "same" layer with few enough output
+// channels, see Kernels::same_nout).  FASTDL_CONV=tile|flat overrides (dispatch.cpp).
+bool use_flat(int64_t stride, int64_t nout, int64_t reduction, int lanes, bool same_direct);
+
+// Whether a stride-1 layer from an n x m image to an n x m image with a kh x kw window and
+// this padding ("same") has at most K.same_nout output channels.
+template <class T>
+bool same_direct(const Kernels<T>& K, int64_t n, int64_t m, int64_t on, int64_t om,
+                 int64_t pad, int64_t kh, int64_t kw, int64_t nout) {
+  return n == on && m == om && pad < kh && pad < kw && nout <= K.same_nout;
+}
+
+// Output vectors per tile: the fewest tiles of at most vmax vectors, evenly sized.
+template <class T>
+int vchunk_of(const Kernels<T>& k, int64_t nv) {
+  return static_cast<int>(ceil_div(nv, ceil_div(nv, k.vmax)));
+}
+
+// Per-thread scratch of `per` elements each (every kernel writes before reading).
+template <class T>
+std::unique_ptr<T[]> scratch_for(int64_t per, int nt) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(per * nt)]);
+}
+
+template <class T>
+void run_tiles(const Kernels<T>& K, const TileJob<T>& job, int64_t N) {
+  const int mmax = K.mmax[job.vchunk];
+  auto groups = make_groups(N, mmax, num_threads());
+  if (groups.empty()) return;
+  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), groups.size()));
+  const int64_t per = tile_scratch(job, mmax, K.lanes);
+  auto scratch = scratch_for<T>(per, nt);
+  for_items(static_cast<int64_t>(groups.size()), nt, true, [&](int64_t g, int t) {
+    K.tile_group(job, groups[g].first, groups[g].second, scratch.get() + per * t);
+  });
+}
+
+// Fills the padded-plane geometry of a flat job (src dims, ph, pw, kh, kw, OH, OW set) and
+// its tap offsets.
+template <class T>
+void flat_geometry(FlatJob<T>& j, std::vector<int64_t>& off, int lanes) {
+  j.Hp = j.OH + j.kh - 1;
+  j.Wp = j.OW + j.kw - 1;
+  j.nvec = ceil_div((j.OH - 1) * j.Wp + j.OW, lanes);
+  j.lp = std::max(j.Hp * j.Wp, j.nvec * lanes + (j.kh - 1) * j.Wp + j.kw - 1);
+  off.clear();
+  for (int64_t c = 0; c < j.cin; ++c)
+    for (int64_t ky = 0; ky < j.kh; ++ky)
+      for (int64_t kx = 0; kx < j.kw; ++kx) off.push_back(c * j.lp + ky * j.Wp + kx);
+  j.off = off.data();
+}
+
+template <class T>
+void run_flat(const Kernels<T>& K, const FlatJob<T>& job, int64_t N) {
+  if (N == 0) return;
+  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), N));
+  const int64_t per = flat_scratch(job, K.lanes);
+  auto scratch = scratch_for<T>(per, nt);
+  // Two samples per item: fine-grained enough to balance, coarse enough to amortise.
+  for_items((N + 1) / 2, nt, true, [&](int64_t i, int t) {
+    K.flat_conv(job, 2 * i, std::min<int64_t>(N, 2 * i + 2), scratch.get() + per * t);
+  });
+}
+
+}  // namespace conv
+}  // namespace fastdl
