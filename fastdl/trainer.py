@@ -40,8 +40,11 @@ class Trainer:
     (batch accuracy of the epoch so far, None if unknown)) and every
     epoch (``"epoch"``: epoch, iteration, loss (epoch mean), train_acc,
     test_acc, seconds (wall time of the epoch including its evaluation)).  A callback may set ``trainer.stop_training = True``.
-    verbose: a tqdm bar per epoch with the running loss and batch accuracy
-    when stderr is a terminal, and one summary line per epoch.
+    verbose: one summary line per epoch (and the final test accuracy).
+    progress: the running loss and batch accuracy of :meth:`train`'s epoch on
+    stderr.  None (default): a tqdm bar when ``verbose`` and stderr is a
+    terminal.  True: that bar on a terminal, elsewhere a plain line every ~10%
+    of the epoch (at most one per 2 s; e.g. for logs).  False: none.
 
     History: ``train_loss_list`` (per iteration), ``train_acc_list`` and
     ``test_acc_list`` (per epoch), ``epoch_records`` (the epoch records).
@@ -52,7 +55,7 @@ class Trainer:
                  optimizer: Union[str, Optimizer] = "SGD", optimizer_param: Optional[dict] = None,
                  evaluate_sample_num_per_epoch: Optional[int] = None, verbose: bool = True, *,
                  seed: Optional[int] = None, callbacks: Sequence[Callback] = (), start_epoch: int = 0,
-                 start_iteration: int = 0) -> None:
+                 start_iteration: int = 0, progress: Optional[bool] = None) -> None:
         if len(x_train) != len(t_train) or len(x_train) == 0:
             raise ValueError(f"x_train and t_train must have the same non-zero length, got "
                              f"{len(x_train)} and {len(t_train)}")
@@ -68,6 +71,7 @@ class Trainer:
         self.batch_size = mini_batch_size
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         self.verbose = verbose
+        self.progress = progress
         self.seed = seed
         self.callbacks = list(callbacks)
         if isinstance(optimizer, Optimizer):
@@ -158,22 +162,68 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
 
+    def _position(self) -> int:
+        """Batches done in the current epoch."""
+        return self.current_iter - self.current_epoch * self.iter_per_epoch
+
     def train(self) -> float:
         """Train from ``current_epoch`` to ``epochs`` (or until ``stop_training``); return test accuracy."""
-        show_bar = self.verbose and sys.stderr.isatty()
+        show = self.progress is True or (self.progress is None and self.verbose and sys.stderr.isatty())
         while self.current_epoch < self.epochs and not self.stop_training:
             epoch = self.current_epoch
-            with tqdm(total=self.iter_per_epoch, desc=f"epoch {epoch + 1}/{self.epochs}",
-                      disable=not show_bar, leave=False, file=sys.stderr) as bar:
+            bar = _EpochProgress(f"epoch {epoch + 1}/{self.epochs}", self.iter_per_epoch,
+                                 self._position(), plain=self.progress is True) if show else None
+            try:
                 while self.current_epoch == epoch and not self.stop_training:
                     self.train_step()
-                    bar.update(1)
-                    if show_bar and self.current_epoch == epoch:
-                        post = {"loss": f"{np.mean(self._epoch_losses):.4f}"}
-                        if self._epoch_seen:
-                            post["acc"] = f"{self._epoch_correct / self._epoch_seen:.4f}"
-                        bar.set_postfix(post, refresh=False)
-        test_acc = self.network.accuracy(self.x_test, self.t_test) if len(self.x_test) else float("nan")
+                    if bar is not None and self.current_epoch == epoch:
+                        acc = self._epoch_correct / self._epoch_seen if self._epoch_seen else None
+                        bar.update(self._position(), float(np.mean(self._epoch_losses)), acc)
+            finally:
+                if bar is not None:
+                    bar.close()
+        test_acc = self._final_test_accuracy()
         if self.verbose:
             tqdm.write(f"=============== Final Test Accuracy ===============\ntest acc: {test_acc:.4f}")
         return test_acc
+
+    def _final_test_accuracy(self) -> float:
+        """Accuracy on the whole test set; the last epoch's when it measured exactly that."""
+        if not len(self.x_test):
+            return float("nan")
+        n = self.evaluate_sample_num_per_epoch
+        if self.test_acc_list and self._position() == 0 and (n is None or n >= len(self.x_test)):
+            return self.test_acc_list[-1]
+        return self.network.accuracy(self.x_test, self.t_test)
+
+
+class _EpochProgress:
+    """One epoch's progress on stderr: a tqdm bar on a terminal; elsewhere, when ``plain``,
+    a line every ~10% of the epoch, at most one per ``min_interval`` seconds."""
+
+    def __init__(self, desc: str, total: int, initial: int, plain: bool,
+                 min_interval: float = 2.0) -> None:
+        self.desc, self.total, self.plain = desc, total, plain
+        self.every = max(1, total // 10)
+        self.min_interval = min_interval
+        self.last = time.perf_counter()
+        self.bar = None
+        if sys.stderr.isatty():
+            self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False,
+                            dynamic_ncols=True, unit="batch", file=sys.stderr)
+
+    def update(self, step: int, loss: float, acc: Optional[float]) -> None:
+        text = f"loss {loss:.4f}" + ("" if acc is None else f" acc {acc:.4f}")
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(text, refresh=False)
+        elif self.plain and step % self.every == 0 and step < self.total:
+            now = time.perf_counter()
+            if now - self.last >= self.min_interval:
+                self.last = now
+                sys.stderr.write(f"{self.desc} {step}/{self.total} {text}\n")
+                sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

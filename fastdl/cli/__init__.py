@@ -1,11 +1,12 @@
-"""Command line: ``fastdl info`` (more subcommands are registered by their modules)."""
+"""Command line: ``fastdl info``; the other subcommands are registered by their modules
+(train, eval, data here; bench in :mod:`fastdl.bench`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from .. import bench
-from . import train as train_cli
+from . import data, evaluate, train
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -21,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show versions, backends and threads")
     p.set_defaults(func=_cmd_info)
     bench.register(sub)
-    train_cli.register(sub)
+    train.register(sub)
+    evaluate.register(sub)
+    data.register(sub)
     return parser
 
 
