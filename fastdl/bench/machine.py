@@ -15,14 +15,9 @@ from typing import Any
 __all__ = ["cpu_info", "simd_level", "blas_info", "peak_gflops", "fma_probe_gflops", "store_probe_gbps",
            "machine_info", "versions"]
 
-#: FP32 FMA peak of one core of the AVX-512 Xeon development machines, measured
-#: there (see DESIGN.md, "Numbers that matter").  Used for any AVX-512 CPU unless
-#: ``FASTDL_PEAK_GFLOPS`` or ``fastdl bench --peak`` says otherwise.
-AVX512_FP32_PEAK_PER_CORE = 117.0
-
 #: FP32 FLOPs per cycle and core by SIMD level, assuming two FMA units
 #: (lanes * 2 FLOPs per FMA * 2 units); used to estimate a peak when the CPU is not AVX-512.
-_FP32_FLOPS_PER_CYCLE = {"AVX2+FMA": 32, "AVX": 16, "SSE4.2": 8, "baseline": 8}
+_FP32_FLOPS_PER_CYCLE = {"AVX-512": 64, "AVX2+FMA": 32, "AVX": 16, "SSE4.2": 8, "baseline": 8}
 
 
 def _proc_cpuinfo() -> dict[str, str]:
@@ -88,13 +83,14 @@ def blas_info() -> list[dict[str, Any]]:
     return [{k: lib.get(k) for k in keep} for lib in threadpool_info()]
 
 
-def peak_gflops(cpu: dict[str, Any], override: float | None = None) -> tuple[float | None, str]:
+def peak_gflops(cpu: dict[str, Any], override: float | None = None,
+                probe: list[float] | None = None) -> tuple[float | None, str]:
     """FP32 FMA peak of ONE core in GFLOP/s and where the number comes from.
 
-    Order: ``override`` (``--peak``), ``FASTDL_PEAK_GFLOPS``, the measured
-    AVX-512 constant :data:`AVX512_FP32_PEAK_PER_CORE`, else an estimate from
-    the SIMD level and the nominal clock.  Halve it for float64; multiply by
-    the thread count for several cores.
+    Order: ``override`` (``--peak``), ``FASTDL_PEAK_GFLOPS``, the best of the FMA
+    probe's readings ``probe`` taken in the same run (what a core of this machine
+    delivered), else an estimate from the SIMD level and the nominal clock.  Halve
+    it for float64; multiply by the thread count for several cores.
     """
     if override is not None:
         return float(override), "given with --peak"
@@ -104,8 +100,8 @@ def peak_gflops(cpu: dict[str, Any], override: float | None = None) -> tuple[flo
             return float(env), "FASTDL_PEAK_GFLOPS"
         except ValueError:
             pass
-    if cpu["simd"] == "AVX-512":
-        return AVX512_FP32_PEAK_PER_CORE, "measured FP32 FMA peak of the AVX-512 dev machine (DESIGN.md)"
+    if probe:
+        return float(max(probe)), f"the best of this run's {len(probe)} FMA probe readings"
     if cpu.get("mhz"):
         per_cycle = _FP32_FLOPS_PER_CYCLE[cpu["simd"]]
         return per_cycle * cpu["mhz"] / 1000.0, f"estimate: {per_cycle} FLOP/cycle ({cpu['simd']}) x nominal clock"
@@ -195,13 +191,14 @@ def store_probe_gbps(nbytes: int = CONV1_OUTPUT_BYTES, trials: int = 7) -> float
     return buf.nbytes / max(best, 1e-9) / 1e9
 
 
-def machine_info(peak_override: float | None = None) -> dict[str, Any]:
+def machine_info(peak_override: float | None = None, probe: list[float] | None = None) -> dict[str, Any]:
     """Everything above in one dict: ``cpu``, ``platform``, ``load_avg`` (1, 5, 15 min; others' load
-    makes timings noisy), ``blas``, ``peak_gflops_per_core_fp32``, ``peak_source``."""
+    makes timings noisy), ``blas``, ``peak_gflops_per_core_fp32``, ``peak_source`` (``probe``: the
+    FMA probe readings of the run, see :func:`peak_gflops`)."""
     import numpy  # noqa: F401 - load NumPy's BLAS so that threadpoolctl can see it
 
     cpu = cpu_info()
-    peak, source = peak_gflops(cpu, peak_override)
+    peak, source = peak_gflops(cpu, peak_override, probe)
     return {
         "cpu": cpu,
         "platform": platform.platform(),

@@ -1,197 +1,23 @@
-"""Reports of ``fastdl bench``: the JSON schema and its check, comparison, targets, tables, plot.
+"""What ``fastdl bench`` prints: the header, a table per case, the Markdown summary, probe notes, the plot.
 
-JSON report (``--json PATH``), schema ``"fastdl-bench/1"``::
-
-    {
-      "schema": "fastdl-bench/1",
-      "created": "2026-11-28T23:00:00+00:00",      # UTC, ISO 8601
-      "command": ["fastdl", "bench", ...],
-      "machine": {"cpu": {"model", "logical_cores", "usable_cores", "simd", "mhz"},
-                  "platform": str, "load_avg": [float, float, float] | null,
-                  "blas": [{"user_api", "internal_api", "version", "num_threads", "prefix",
-                            "architecture"}],
-                  "peak_gflops_per_core_fp32": float | null, "peak_source": str,
-                  "fma_probe_gflops": [before, after],    # when the extension has a SIMD path
-                  "store_probe_gbps": [before, after],    # when the extension is built
-                  "fma_probe_rounds_gflops": [float]},    # a short FMA probe after every round
-      "versions": {"python", "fastdl", "numpy", "numba", "scipy", "threadpoolctl",
-                   "torch", "fastdl._cpp": str | null},
-      "settings": {"impls": [str], "dtypes": [str], "threads": [int], "quick": bool,
-                   "repeats": int, "min_time_s": float,
-                   "warmup_calls": int},                  # absent in reports before 2026-11-29: 0
-      "skipped": [{"impl": str, "reason": str}],
-      "results": [{"case": str, "kind": str, "shape": str, "dtype": str, "threads": int,
-                   "impl": str, "median_s": float, "min_s": float, "max_s": float,
-                   "samples": int, "inner": int, "flops": int | null,
-                   "gflops": float | null, "peak_fraction": float | null,
-                   "speedup_vs_numpy": float | null, "ratio_to_torch": float | null,
-                   "fallbacks": [str]}],
-      "cold_start": [{"backend": str, "cache": "empty" | "warm", "threads": int,
-                      "wall_s": float, "import_s": float, "setup_s": float,
-                      "first_step_s": float, "second_step_s": float}]   # only with --cold-start
-    }
-
-``speedup_vs_numpy`` is the NumPy reference's median over this one;
-``ratio_to_torch`` is this median over PyTorch's (below 1: faster than PyTorch).
-``flops`` counts multiply-adds as two FLOPs and, for convolutions, only the
-taps that touch real input (not padding); ``peak_fraction`` divides GFLOP/s by
-the FP32 FMA peak of ``threads`` cores (half of it for float64).
-``fallbacks`` names kernels that the backend declined during the case (the
-reference ran instead; the timing then is not the backend's).
+The JSON report and its schema: :mod:`fastdl.bench.schema`.
 """
 from __future__ import annotations
 
-import json
 import math
 import statistics
-from typing import Any
 
 from .machine import CONV1_OUTPUT_BYTES
+from .schema import SCHEMA, TORCH, load_report, validate_report  # noqa: F401 - re-exported
 
-__all__ = [
-    "SCHEMA",
-    "TORCH",
-    "validate_report",
-    "load_report",
-    "compare_reports",
-    "check_targets",
-    "plot_report",
-]
-
-SCHEMA = "fastdl-bench/1"
-#: The implementation name of the PyTorch rows.
-TORCH = "torch"
-
-
-# --------------------------------------------------------------------------- report checks
-
-
-def _check(cond: bool, where: str, what: str) -> None:
-    if not cond:
-        raise ValueError(f"not a {SCHEMA} report: {where}: {what}")
-
-
-def _check_fields(obj: Any, where: str, fields: dict[str, tuple]) -> None:
-    _check(isinstance(obj, dict), where, "expected an object")
-    for key, types in fields.items():
-        _check(key in obj, where, f"missing field {key!r}")
-        _check(isinstance(obj[key], types) and not (isinstance(obj[key], bool) and bool not in types),
-               f"{where}.{key}", f"expected {'/'.join(t.__name__ for t in types)}, got {type(obj[key]).__name__}")
-
-
-_NUM = (int, float)
-_OPT_NUM = (int, float, type(None))
-_RESULT_FIELDS = {
-    "case": (str,), "kind": (str,), "shape": (str,), "dtype": (str,), "threads": (int,), "impl": (str,),
-    "median_s": _NUM, "min_s": _NUM, "max_s": _NUM, "samples": (int,), "inner": (int,),
-    "flops": (int, type(None)), "gflops": _OPT_NUM, "peak_fraction": _OPT_NUM,
-    "speedup_vs_numpy": _OPT_NUM, "ratio_to_torch": _OPT_NUM, "fallbacks": (list,),
-}
-_COLD_FIELDS = {"backend": (str,), "cache": (str,), "threads": (int,), "wall_s": _NUM,
-                "import_s": _NUM, "setup_s": _NUM, "first_step_s": _NUM, "second_step_s": _NUM}
-
-
-def validate_report(report: Any) -> dict:
-    """Check a ``fastdl bench --json`` report against the schema above; return it or raise ValueError."""
-    _check_fields(report, "report", {"schema": (str,), "created": (str,), "command": (list,),
-                                     "machine": (dict,), "versions": (dict,), "settings": (dict,),
-                                     "skipped": (list,), "results": (list,)})
-    _check(report["schema"] == SCHEMA, "report.schema", f"expected {SCHEMA!r}, got {report['schema']!r}")
-    m = report["machine"]
-    _check_fields(m, "machine", {"cpu": (dict,), "platform": (str,), "load_avg": (list, type(None)),
-                                 "blas": (list,),
-                                 "peak_gflops_per_core_fp32": _OPT_NUM, "peak_source": (str,)})
-    _check_fields(m["cpu"], "machine.cpu", {"model": (str,), "logical_cores": (int, type(None)),
-                                            "usable_cores": (int,), "simd": (str,), "mhz": _OPT_NUM})
-    for key, unit in (("fma_probe_gflops", "GFLOP/s"), ("store_probe_gbps", "GB/s")):
-        pair = m.get(key)
-        _check(pair is None or (_positive_numbers(pair) and len(pair) == 2),
-               f"machine.{key}", f"expected [before, after] in {unit}")
-    rounds = m.get("fma_probe_rounds_gflops")
-    _check(rounds is None or _positive_numbers(rounds),
-           "machine.fma_probe_rounds_gflops", "expected a non-empty list of GFLOP/s readings")
-    for i, lib in enumerate(m["blas"]):
-        _check_fields(lib, f"machine.blas[{i}]", {"user_api": (str, type(None)),
-                                                  "internal_api": (str, type(None))})
-    for key in ("python", "fastdl", "numpy", "numba", "torch"):
-        _check(key in report["versions"], "versions", f"missing {key!r}")
-    _check_fields(report["settings"], "settings", {"impls": (list,), "dtypes": (list,), "threads": (list,),
-                                                   "quick": (bool,), "repeats": (int,), "min_time_s": _NUM})
-    wc = report["settings"].get("warmup_calls", 0)
-    _check(type(wc) is int and wc >= 0, "settings.warmup_calls", "expected an int >= 0")
-    for i, row in enumerate(report["skipped"]):
-        _check_fields(row, f"skipped[{i}]", {"impl": (str,), "reason": (str,)})
-    for i, row in enumerate(report["results"]):
-        where = f"results[{i}]"
-        _check_fields(row, where, _RESULT_FIELDS)
-        _check(0 < row["min_s"] <= row["median_s"] <= row["max_s"], where, "expected 0 < min_s <= median_s <= max_s")
-        _check(row["samples"] >= 1 and row["inner"] >= 1, where, "samples and inner must be >= 1")
-        _check(all(isinstance(k, str) for k in row["fallbacks"]), f"{where}.fallbacks", "expected strings")
-    for i, row in enumerate(report.get("cold_start", [])):
-        _check_fields(row, f"cold_start[{i}]", _COLD_FIELDS)
-        _check(row["cache"] in ("empty", "warm"), f"cold_start[{i}].cache", "expected 'empty' or 'warm'")
-    return report
-
-
-def load_report(path: str) -> dict:
-    """Read and validate a JSON report written by ``fastdl bench --json``."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not JSON: {exc}") from None
-    try:
-        return validate_report(data)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+__all__ = ["format_header", "format_case_tables", "format_summary", "format_probe_note",
+           "format_cold_start", "plot_report"]
 
 
 def _warmup_text(settings: dict) -> str:
     n = settings.get("warmup_calls", 0)
     return (f"{n} untimed call{'s' if n != 1 else ''} at the start of every sample" if n
             else "the first call of every sample timed too")
-
-
-def settings_differences(old: dict, new: dict) -> list[str]:
-    """How two reports were measured differently (sample length, rounds, untimed calls)."""
-    out = []
-    for key, what in (("min_time_s", "seconds per sample"), ("repeats", "rounds"),
-                      ("warmup_calls", "untimed calls per sample")):
-        a, b = old["settings"].get(key, 0), new["settings"].get(key, 0)
-        if a != b:
-            out.append(f"{what} ({key}): {a} in the old report, {b} in the new one")
-    return out
-
-
-def compare_reports(old: dict, new: dict, threshold: float = 0.10) -> list[dict]:
-    """Match rows by (case, dtype, threads, impl); ``change`` = new median / old median.
-
-    ``verdict`` is ``"faster"`` when the new time is below ``1 - threshold`` of
-    the old one, ``"slower"`` above ``1 + threshold``, else ``"same"``; rows
-    present in only one report get ``"new"`` or ``"gone"``.
-    """
-    def key(r):
-        return (r["case"], r["dtype"], r["threads"], r["impl"])
-
-    olds = {key(r): r for r in old["results"]}
-    news = {key(r): r for r in new["results"]}
-    out = []
-    for k in list(olds) + [k for k in news if k not in olds]:
-        o, n = olds.get(k), news.get(k)
-        row = {"case": k[0], "dtype": k[1], "threads": k[2], "impl": k[3],
-               "old_s": o["median_s"] if o else None, "new_s": n["median_s"] if n else None}
-        if o and n:
-            row["change"] = n["median_s"] / o["median_s"]
-            row["verdict"] = ("faster" if row["change"] < 1 - threshold
-                              else "slower" if row["change"] > 1 + threshold else "same")
-        else:
-            row["change"] = None
-            row["verdict"] = "new" if n else "gone"
-        out.append(row)
-    return out
-
-
-# --------------------------------------------------------------------------- printing
 
 
 def _fmt_time(s: float | None) -> str:
@@ -216,11 +42,6 @@ def _probe_line(probe: list, peak: float | None) -> str:
     return (f"FMA probe (one core, this run): {probe[0]:.0f} GFLOP/s{rel(probe[0])} before the cases, "
             f"{probe[1]:.0f}{rel(probe[1])} after; well below the peak means the core was shared "
             "and every time here is slower by about as much")
-
-
-def _positive_numbers(v: Any) -> bool:
-    """A non-empty list of positive numbers (probe readings)."""
-    return isinstance(v, list) and len(v) > 0 and all(isinstance(g, (int, float)) and g > 0 for g in v)
 
 
 def _rounds_line(rounds: list) -> str:
@@ -339,60 +160,6 @@ def format_summary(results: list[dict]) -> str:
     return "\n".join(out)
 
 
-#: Issue 3: minimum float32 speed-up of the numba backend over the reference, per kernel kind.
-_NUMBA_SPEEDUP_TARGETS = {"pool_fwd": 20.0, "pool_bwd": 5.0, "im2col": 3.0, "col2im": 3.0,
-                          "conv_fwd": 2.5, "conv_bwd": 2.5}
-
-
-def check_targets(results: list[dict]) -> list[dict]:
-    """The speed targets of issues 3 (numba) and 4 (cpp) that this run measured, float32 rows only.
-
-    Each row: ``issue``, ``impl``, ``case``, ``threads``, ``what``, ``value``, ``goal``, ``ok``.
-    """
-    f32 = [r for r in results if r["dtype"] == "float32"]
-    by_key = {(r["case"], r["threads"], r["impl"]): r for r in f32}
-    out = []
-
-    def add(issue, r, what, value, goal, ok):
-        out.append({"issue": issue, "impl": r["impl"], "case": r["case"], "threads": r["threads"],
-                    "what": what, "value": value, "goal": goal, "ok": bool(ok)})
-
-    for r in f32:
-        kind, sp, vs = r["kind"], r["speedup_vs_numpy"], r["ratio_to_torch"]
-        if r["impl"] == "numba" and sp is not None:
-            if kind in _NUMBA_SPEEDUP_TARGETS:
-                want = _NUMBA_SPEEDUP_TARGETS[kind]
-                add(3, r, "speed-up over numpy", sp, f">= {want:g}x", sp >= want)
-            elif kind == "train_step" and r["threads"] == 1:
-                add(3, r, "speed-up over numpy", sp, ">= 3x", sp >= 3.0)
-        if r["impl"] == "numba" and kind == "train_step" and r["threads"] > 1:
-            one = by_key.get((r["case"], 1, r["impl"]))
-            if one is not None:
-                gain = one["median_s"] / r["median_s"]
-                add(3, r, "speed-up over 1 thread", gain, "> 1x", gain > 1.0)
-        if r["impl"] == "cpp":
-            if r["case"] == "train_step simple_convnet" and vs is not None:
-                add(4, r, "time / torch", vs, "< 1x", vs < 1.0)
-            if r["case"] == "train_step deep_convnet" and vs is not None:
-                if r["threads"] == 1:
-                    add(4, r, "time / torch", vs, "<= 1.3x (floor)", vs <= 1.3)
-                add(4, r, "time / torch", vs, "< 1x (goal)", vs < 1.0)
-            if kind == "conv_fwd" and r["case"].startswith("conv_fwd deep.") and r["peak_fraction"] is not None:
-                add(4, r, "fraction of peak", r["peak_fraction"], ">= 60%", r["peak_fraction"] >= 0.6)
-    return sorted(out, key=lambda t: (t["issue"], t["threads"]))
-
-
-def format_targets(rows: list[dict]) -> str:
-    out = ["Targets of issue 3 (numba vs the reference) and issue 4 (cpp vs PyTorch), float32, this run:",
-           f"  {'issue':5s} {'impl':5s} {'case':26s} {'thr':>3s} {'measured':>9s}  {'target':16s} {'what':24s} result"]
-    for t in rows:
-        v = f"{100 * t['value']:.0f}%" if t["what"] == "fraction of peak" else f"{t['value']:.2f}x"
-        out.append(f"  {t['issue']:<5d} {t['impl']:5s} {t['case']:26s} {t['threads']:>3d} {v:>9s}  {t['goal']:16s}"
-                   f" {t['what']:24s} {'met' if t['ok'] else 'MISSED'}")
-    out.append(f"  {sum(t['ok'] for t in rows)} of {len(rows)} met")
-    return "\n".join(out) + "\n"
-
-
 def format_probe_note(report: dict) -> str:
     """The conv forward GFLOP/s of the fast backends on 1 thread against the FMA probe of the
     same run (what the core delivered), next to the nominal peak the targets use."""
@@ -431,18 +198,6 @@ def format_cold_start(rows: list[dict]) -> str:
         out.append(f"  {r['backend']:7s} {r['cache']:6s} {_fmt_time(r['import_s']):>9s} {_fmt_time(r['setup_s']):>9s}"
                    f" {_fmt_time(r['first_step_s']):>10s} {_fmt_time(r['second_step_s']):>10s}"
                    f" {_fmt_time(r['wall_s']):>9s}")
-    return "\n".join(out) + "\n"
-
-
-def format_compare(rows: list[dict], threshold: float) -> str:
-    out = [f"Compared with the old report (faster/slower: median changed by more than {threshold:.0%}):",
-           f"  {'case':26s} {'dtype':7s} {'thr':>3s} {'impl':6s} {'old':>10s} {'new':>10s} {'new/old':>8s}  verdict"]
-    for r in rows:
-        ch = "-" if r["change"] is None else f"{r['change']:.2f}"
-        out.append(f"  {r['case']:26s} {r['dtype']:7s} {r['threads']:>3d} {r['impl']:6s} {_fmt_time(r['old_s']):>10s}"
-                   f" {_fmt_time(r['new_s']):>10s} {ch:>8s}  {r['verdict']}")
-    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("faster", "slower", "same", "new", "gone")}
-    out.append("  " + ", ".join(f"{c} {v}" for v, c in counts.items() if c))
     return "\n".join(out) + "\n"
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import fastdl
 from fastdl import bench
-from fastdl.bench import machine
+from fastdl.bench import compare, machine, schema, targets, timing
 from fastdl.bench import report as bench_report
 from fastdl.cli import main
 
@@ -41,7 +41,7 @@ def quick_run(tmp_path_factory):
 
 def test_quick_report_schema(quick_run):
     report, _, _ = quick_run
-    assert bench_report.validate_report(report) is report
+    assert schema.validate_report(report) is report
     assert report["schema"] == "fastdl-bench/1"
     assert report["settings"]["quick"] is True
     assert report["settings"]["warmup_calls"] == 1
@@ -56,6 +56,8 @@ def test_quick_report_schema(quick_run):
         rounds = report["machine"]["fma_probe_rounds_gflops"]
         assert len(rounds) == 2 and all(g > 0 for g in rounds)
         assert "FMA probe after each round" in bench_report.format_header(report)
+        if not os.environ.get("FASTDL_PEAK_GFLOPS"):  # the peak is the run's best probe reading
+            assert report["machine"]["peak_gflops_per_core_fp32"] == max(probe + rounds)
     store = report["machine"].get("store_probe_gbps")
     if machine.store_probe_gbps(nbytes=4096, trials=1) is None:
         assert store is None
@@ -127,7 +129,7 @@ def test_validate_report_rejects_broken(quick_run):
         bad = copy.deepcopy(report)
         breakage(bad)
         with pytest.raises(ValueError, match="fastdl-bench/1"):
-            bench_report.validate_report(bad)
+            schema.validate_report(bad)
 
 
 def _scaled(report: dict, factor_by_impl: dict[str, float]) -> dict:
@@ -146,7 +148,7 @@ def test_compare_two_jsons(quick_run, tmp_path, capsys):
     old_path, new_path = tmp_path / "old.json", tmp_path / "new.json"
     old_path.write_text(json.dumps(report))
     new_path.write_text(json.dumps(new))
-    verdicts = {(r["case"], r["impl"]): r["verdict"] for r in bench_report.compare_reports(report, new)}
+    verdicts = {(r["case"], r["impl"]): r["verdict"] for r in compare.compare_reports(report, new)}
     last = report["results"][-1]
     assert verdicts.pop((last["case"], last["impl"])) == "gone"
     for (case, impl), v in verdicts.items():
@@ -162,11 +164,11 @@ def test_reports_without_warmup_calls_still_load(quick_run, capsys, tmp_path):
     report, _, _ = quick_run
     old = copy.deepcopy(report)
     del old["settings"]["warmup_calls"]
-    assert bench_report.validate_report(old) is old
+    assert schema.validate_report(old) is old
     assert "the first call of every sample timed too" in bench_report.format_header(old)
-    assert bench_report.settings_differences(old, report) == [
+    assert compare.settings_differences(old, report) == [
         "untimed calls per sample (warmup_calls): 0 in the old report, 1 in the new one"]
-    assert bench_report.settings_differences(report, report) == []
+    assert compare.settings_differences(report, report) == []
     old_path = tmp_path / "old.json"
     old_path.write_text(json.dumps(old))
     new_path = tmp_path / "new.json"
@@ -213,7 +215,11 @@ def _row(case, impl, threads, median, **kw):
     return row
 
 
+TARGETS = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "targets.json")
+
+
 def test_check_targets():
+    """The project's targets (benchmarks/targets.json, not the library) checked on given rows."""
     rows = [
         _row("pool_fwd deep.pool1", "numba", 1, 1.0, speedup_vs_numpy=25.0),
         _row("pool_bwd deep.pool1", "numba", 1, 1.0, speedup_vs_numpy=4.0),
@@ -225,7 +231,8 @@ def test_check_targets():
         _row("conv_fwd simple.conv1", "cpp", 1, 1.0, peak_fraction=0.5),  # not a DeepConvNet layer
         _row("pool_fwd deep.pool1", "numba", 1, 1.0, speedup_vs_numpy=1.0, dtype="float64"),  # float32 only
     ]
-    got = {(t["case"], t["impl"], t["threads"], t["goal"]): t["ok"] for t in bench_report.check_targets(rows)}
+    rules = [r for r in targets.load_targets(TARGETS) if r["issue"] in (3, 4)]
+    got = {(t["case"], t["impl"], t["threads"], t["goal"]): t["ok"] for t in targets.check_targets(rows, rules)}
     assert got == {
         ("pool_fwd deep.pool1", "numba", 1, ">= 20x"): True,
         ("pool_bwd deep.pool1", "numba", 1, ">= 5x"): False,
@@ -236,6 +243,20 @@ def test_check_targets():
         ("train_step deep_convnet", "cpp", 1, "< 1x (goal)"): False,
         ("conv_fwd deep.conv2", "cpp", 1, ">= 60%"): False,
     }
+    text = targets.format_targets(targets.check_targets(rows, rules), "t.json")
+    assert "Targets of t.json" in text and "MISSED" in text and "5 of 8 met" in text
+
+
+def test_targets_file_is_checked(tmp_path):
+    """A broken targets file is refused with its name; the library itself holds no targets."""
+    bad = tmp_path / "t.json"
+    bad.write_text('[{"issue": 1, "impl": "cpp", "case": "*", "metric": "x", "op": "=~", "value": 1}]')
+    with pytest.raises(ValueError, match="t.json: rule 0"):
+        targets.load_targets(str(bad))
+    with pytest.raises(SystemExit, match="t.json"):
+        main(["bench", "--targets", str(bad), "--input", str(bad)])
+    import fastdl.bench.report as rep
+    assert not hasattr(rep, "_NUMBA_SPEEDUP_TARGETS") and not hasattr(rep, "check_targets")
 
 
 def test_conv_flops_count_only_real_taps():
@@ -279,8 +300,8 @@ def test_each_round_samples_every_case(monkeypatch):
     def fake_prepare(case, impl, dtype, warmup=2):
         return lambda: log.append((case.layer, impl))
 
-    monkeypatch.setattr(bench, "prepare", fake_prepare)
-    monkeypatch.setattr(bench, "_PAUSE", 0.0)
+    monkeypatch.setattr(timing, "prepare", fake_prepare)
+    monkeypatch.setattr(timing, "_PAUSE", 0.0)
     cases = [bench.Case("pool_fwd", "deep.pool1"), bench.Case("pool_fwd", "deep.pool2")]
     results, skipped = bench.run_cases(cases, ["numpy", "numba"], ["float32"], [1], repeats=3,
                                        min_time=0.0, progress=False, warmup_calls=0)
@@ -316,11 +337,11 @@ def test_sample_warmup_calls_are_not_timed(monkeypatch, warmup_calls):
     slept = []
     fake_time = type("T", (), {"perf_counter": staticmethod(lambda: clock[0]),
                                "sleep": staticmethod(slept.append)})
-    monkeypatch.setattr(bench, "prepare", fake_prepare)
-    monkeypatch.setattr(bench, "time", fake_time)
+    monkeypatch.setattr(timing, "prepare", fake_prepare)
+    monkeypatch.setattr(timing, "time", fake_time)
     results, _ = bench.run_cases([bench.Case("pool_fwd", "deep.pool1")], ["numba"], ["float32"], [1],
                                  repeats=4, min_time=0.0, progress=False, warmup_calls=warmup_calls)
-    assert len(calls) == 1 + 4 * per_sample and slept == [bench._PAUSE] * 4
+    assert len(calls) == 1 + 4 * per_sample and slept == [timing._PAUSE] * 4
     (row,) = results
     assert row["inner"] == 1 and row["samples"] == 4
     assert row["median_s"] == pytest.approx(1e-3) and row["max_s"] == pytest.approx(1e-3)
@@ -347,12 +368,23 @@ def test_simd_level_and_peak(monkeypatch):
     assert machine.simd_level({"avx"}) == "AVX"
     assert machine.simd_level(set()) == "baseline"
     monkeypatch.delenv("FASTDL_PEAK_GFLOPS", raising=False)
-    assert machine.peak_gflops({"simd": "AVX-512", "mhz": 2000.0})[0] == machine.AVX512_FP32_PEAK_PER_CORE
+    assert not hasattr(machine, "AVX512_FP32_PEAK_PER_CORE")  # no fixed 117: the probe of the run
+    assert machine.peak_gflops({"simd": "AVX-512", "mhz": 2000.0})[0] == pytest.approx(128.0)
+    peak, source = machine.peak_gflops({"simd": "AVX-512", "mhz": 2000.0}, probe=[150.0, 171.0, 90.0])
+    assert peak == 171.0 and "best of this run's 3 FMA probe readings" in source
     assert machine.peak_gflops({"simd": "AVX2+FMA", "mhz": 3000.0})[0] == pytest.approx(96.0)
     assert machine.peak_gflops({"simd": "AVX2+FMA", "mhz": None}) == (None, "unknown")
     assert machine.peak_gflops({"simd": "AVX-512", "mhz": None}, override=50.0)[0] == 50.0
     monkeypatch.setenv("FASTDL_PEAK_GFLOPS", "80")
-    assert machine.peak_gflops({"simd": "AVX-512", "mhz": None}) == (80.0, "FASTDL_PEAK_GFLOPS")
+    assert machine.peak_gflops({"simd": "AVX-512", "mhz": None}, probe=[150.0]) == (80.0, "FASTDL_PEAK_GFLOPS")
+
+
+def test_peak_fraction_uses_the_runs_peak_per_thread():
+    from fastdl.bench import roofline
+    rows = [{"threads": 2, "dtype": "float32", "gflops": 150.0}, {"threads": 1, "dtype": "float64", "gflops": 30.0},
+            {"threads": 1, "dtype": "float32", "gflops": None}]
+    roofline.add_peak_fractions(rows, 100.0)
+    assert [r["peak_fraction"] for r in rows] == [0.75, 0.6, None]
 
 
 def test_fma_probe():
