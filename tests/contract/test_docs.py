@@ -100,7 +100,9 @@ def variables_read() -> set[str]:
             if f.suffix in (".py", ".cpp", ".h") and f.resolve() != Path(__file__).resolve():
                 names |= set(_READ_PY_CPP.findall(f.read_text(encoding="utf-8")))
     names |= set(_READ_TOML.findall((REPO / "pyproject.toml").read_text(encoding="utf-8")))
-    return names
+    # CMake's own list variables (set(FASTDL_AVX2 ...)) are build names, not environment variables
+    cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
+    return names - set(re.findall(r"\bset\((FASTDL_[A-Z0-9_]+)", cmake))
 
 
 def test_every_environment_variable_is_documented():
