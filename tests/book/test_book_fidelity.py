@@ -137,3 +137,61 @@ def test_optimizers_take_numpy_scalars():
     SGD(lr=0.5).update(params, {"x": np.float32(1.0), "y": 4.0})
     assert type(params["x"]) is np.float32 and params["x"] == np.float32(-7.5)
     assert type(params["y"]) is np.float64 and params["y"] == 0.0
+
+
+# ---------------------------------------------------------------- chapter 4: gradients
+
+
+def book_function_2(x):
+    """ch04/gradient_2d.py: sum of squares of one point (1-D) or of each row (2-D)."""
+    if x.ndim == 1:
+        return np.sum(x ** 2)
+    else:
+        return np.sum(x ** 2, axis=1)
+
+
+def test_gradient_2d_batch_of_points():
+    # ch04/gradient_2d.py: the gradient at every grid point, the points as columns of [X, Y].
+    from fastdl.gradient import numerical_gradient
+    x0 = np.arange(-2, 2.5, 0.25)
+    x1 = np.arange(-2, 2.5, 0.25)
+    X, Y = np.meshgrid(x0, x1)
+    X = X.flatten()
+    Y = Y.flatten()
+    grad = numerical_gradient(book_function_2, np.array([X, Y]))
+    assert grad.shape == (2, X.size)
+    np.testing.assert_allclose(grad[0], 2 * X, atol=1e-6)  # row i: the gradient at the point row i
+    np.testing.assert_allclose(grad[1], 2 * Y, atol=1e-6)
+    # a single point, and a function of the whole array, still work as before
+    np.testing.assert_allclose(numerical_gradient(book_function_2, np.array([3.0, 4.0])), [6.0, 8.0], atol=1e-6)
+    W = np.array([[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_allclose(numerical_gradient(lambda a: np.sum(a) ** 2, W), np.full((2, 2), 20.0), rtol=1e-6)
+
+
+def test_numerical_gradient_neither_scalar_nor_one_value_per_row():
+    from fastdl.gradient import numerical_gradient
+    with pytest.raises(ValueError, match="one value per row"):
+        numerical_gradient(lambda a: a * 2, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="scalar"):
+        numerical_gradient(lambda a: a * 2, np.ones(3))
+
+
+def book_function_2_method(x):
+    """ch04/gradient_method.py."""
+    return x[0] ** 2 + x[1] ** 2
+
+
+def test_gradient_method_x_history():
+    # ch04/gradient_method.py: x, x_history = gradient_descent(function_2, init_x, lr=lr, step_num=step_num)
+    from fastdl.gradient import gradient_descent
+    init_x = np.array([-3.0, 4.0])
+    lr = 0.1
+    step_num = 20
+    x, x_history = gradient_descent(book_function_2_method, init_x, lr=lr, step_num=step_num,
+                                    return_history=True)
+    assert x_history.shape == (20, 2)
+    np.testing.assert_array_equal(x_history[0], [-3.0, 4.0])  # before the first step
+    expected = np.array([-3.0, 4.0]) * 0.8 ** np.arange(20)[:, None]  # each step multiplies by 1 - 2*lr
+    np.testing.assert_allclose(x_history, expected, rtol=1e-6)
+    np.testing.assert_allclose(x, [-3.0 * 0.8 ** 20, 4.0 * 0.8 ** 20], rtol=1e-6)
+    np.testing.assert_allclose(x_history[:, 0], expected[:, 0], rtol=1e-6)  # the plot's x_history[:,0]
