@@ -195,3 +195,115 @@ def test_gradient_method_x_history():
     np.testing.assert_allclose(x_history, expected, rtol=1e-6)
     np.testing.assert_allclose(x, [-3.0 * 0.8 ** 20, 4.0 * 0.8 ** 20], rtol=1e-6)
     np.testing.assert_allclose(x_history[:, 0], expected[:, 0], rtol=1e-6)  # the plot's x_history[:,0]
+
+
+# ---------------------------------------------------------------- chapters 6-7: layers and models
+
+
+def test_apply_filter_scalar_bias():
+    # ch07/apply_filter.py: w = network.params['W1'][i]; b = 0; w = w.reshape(1, *w.shape);
+    # conv_layer = Convolution(w, b); out = conv_layer.forward(img)
+    from fastdl.layers import Convolution
+    rng = np.random.default_rng(7)
+    W1 = rng.standard_normal((30, 1, 5, 5)).astype(np.float32)
+    img = rng.random((12, 14)).astype(np.float32)  # imread of a gray PNG gives float32 (H, W)
+    img = img.reshape(1, 1, *img.shape)
+    for i in range(3):
+        w = W1[i]
+        b = 0
+        w = w.reshape(1, *w.shape)
+        conv_layer = Convolution(w, b)
+        out = conv_layer.forward(img)
+        out = out.reshape(out.shape[2], out.shape[3])
+        expected = np.array([[np.sum(img[0, 0, y:y + 5, x:x + 5] * w[0, 0]) for x in range(10)]
+                             for y in range(8)])
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert conv_layer.b.shape == (1,) and conv_layer.b.dtype == np.float32
+    conv_layer.backward(np.ones((1, 1, 8, 10), np.float32))
+    assert conv_layer.db.shape == (1,)
+
+
+def test_apply_filter_dtype_mixing_names_the_book_and_the_fix():
+    # The book's trained weights are float64, imread's image float32: fastdl refuses to mix on purpose.
+    from fastdl.layers import Convolution
+    w = np.ones((1, 1, 5, 5))  # float64
+    img = np.ones((1, 1, 8, 8), np.float32)
+    conv_layer = Convolution(w, 0)
+    with pytest.raises(TypeError, match=r"apply_filter.*astype"):
+        conv_layer.forward(img)
+    assert conv_layer.forward(img.astype(w.dtype)).shape == (1, 1, 4, 4)  # the fix the message names
+
+
+def test_gradient_check_labels_of_shape_n_1(backend):
+    # ch07/gradient_check.py: T = np.array([1]).reshape((1,1)) is the label 1 (the book's rule:
+    # t is one-hot only when t.size == y.size).
+    from fastdl.functions import cross_entropy_error, softmax
+    from fastdl.layers import SoftmaxWithLoss
+    from fastdl.models import SimpleConvNet
+    network = SimpleConvNet(input_dim=(1, 10, 10),
+                            conv_param={'filter_num': 10, 'filter_size': 3, 'pad': 0, 'stride': 1},
+                            hidden_size=10, output_size=10, weight_init_std=0.01, seed=0)
+    X = np.random.default_rng(0).random(100).reshape((1, 1, 10, 10))
+    T = np.array([1]).reshape((1, 1))
+    grad = network.gradient(X, T)
+    same = network.gradient(X, np.array([1]))
+    for key in grad:
+        np.testing.assert_array_equal(grad[key], same[key])
+    assert network.loss(X, T) == network.loss(X, np.array([1]))
+    # the layer and the function directly, for a batch of 3
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    t = np.array([[2], [0], [3]])
+    layer = SoftmaxWithLoss()
+    loss = layer.forward(x, t)
+    assert loss == pytest.approx(-np.mean(np.log(softmax(x)[[0, 1, 2], [2, 0, 3]])), rel=1e-12)
+    assert cross_entropy_error(softmax(x), t) == pytest.approx(loss, rel=1e-12)
+    # one class: (N, 1) has t.size == y.size, so it is one-hot, as in the book
+    assert SoftmaxWithLoss().forward(np.zeros((2, 1)), np.ones((2, 1), int)) == pytest.approx(0.0)
+
+
+def test_batch_norm_gradient_check_one_sample_names_the_book_and_the_fix():
+    # ch06/batch_norm_gradient_check.py: x_batch = x_train[:1]; network.gradient(x_batch, t_batch)
+    # (random data stands in for MNIST; smaller layers for speed)
+    from fastdl.gradient import gradient_check
+    from fastdl.models import MultiLayerNetExtend
+    rng = np.random.default_rng(5)
+    x_train = rng.random((10, 20))
+    t_train = np.eye(10)[rng.integers(0, 10, 10)]
+    network = MultiLayerNetExtend(input_size=20, hidden_size_list=[8, 8], output_size=10,
+                                  use_batchnorm=True, dtype=np.float64, seed=0)
+    x_batch = x_train[:1]
+    t_batch = t_train[:1]
+    with pytest.raises(ValueError, match=r"batch_norm_gradient_check.*x_train\[:2\]"):
+        network.gradient(x_batch, t_batch)
+    with pytest.raises(ValueError, match=r"at least 2 samples"):
+        gradient_check(network, x_batch, t_batch)
+    errors = gradient_check(network, x_train[:2], t_train[:2])  # the fix
+    assert max(errors.values()) < 1e-4, errors
+
+
+def test_np_random_seed_reproduces_init_and_dropout():
+    # The book's scripts call np.random.seed(...) first; fastdl's defaults (no seed=) honour it.
+    from fastdl.init import he_normal, normal
+    from fastdl.layers import Dropout
+    from fastdl.models import TwoLayerNet
+    np.random.seed(42)
+    a = TwoLayerNet(input_size=784, hidden_size=50, output_size=10)
+    w = normal((3, 4), 0.01)
+    np.random.seed(42)
+    b = TwoLayerNet(input_size=784, hidden_size=50, output_size=10)
+    assert np.array_equal(normal((3, 4), 0.01), w)
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+    assert not np.array_equal(he_normal((3, 4)), he_normal((3, 4)))  # still random between draws
+    # Dropout draws the book's mask, np.random.rand(*x.shape) > dropout_ratio, from the global state
+    x = np.ones((4, 6))
+    np.random.seed(3)
+    y = Dropout(0.5).forward(x)
+    np.random.seed(3)
+    book_mask = np.random.rand(*x.shape) > 0.5
+    np.testing.assert_array_equal(y, x * book_mask)
+    # an explicit rng= is independent of the global state
+    np.random.seed(3)
+    m1 = Dropout(0.5, rng=1).forward(x)
+    np.random.seed(4)
+    np.testing.assert_array_equal(Dropout(0.5, rng=1).forward(x), m1)
