@@ -98,6 +98,19 @@ def sum_squared_error(y: ArrayLike, t: ArrayLike) -> float:
     return float(0.5 * np.sum((y.astype(np.float64) - t) ** 2))
 
 
+def book_labels(t: np.ndarray, y_shape: tuple) -> np.ndarray:
+    """Integer labels of shape (N, 1) for scores y (N, K), K > 1, as labels (N,).
+
+    The book's losses treat t as one-hot only when ``t.size == y.size``, so its
+    ch. 7 ``gradient_check`` passes the label 1 as ``np.array([1]).reshape((1,1))``.
+    Anything else is returned unchanged.
+    """
+    if (len(y_shape) == 2 and y_shape[1] != 1 and t.shape == (y_shape[0], 1)
+            and np.issubdtype(t.dtype, np.integer)):
+        return t.reshape(y_shape[0])
+    return t
+
+
 def _labels(t: np.ndarray, n: int, k: int) -> np.ndarray:
     """Validate integer labels t (n,) against k classes."""
     if t.shape != (n,):
@@ -117,6 +130,7 @@ def _batch(y: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = t.reshape(1, -1) if t.size == y.size and t.ndim == 1 else t.reshape(-1)
     if y.ndim != 2:
         raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
+    t = book_labels(t, y.shape)
     if np.issubdtype(t.dtype, np.integer) and t.ndim == 2:
         t = t.astype(y.dtype)
     return y, t

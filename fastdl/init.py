@@ -19,15 +19,24 @@ import numpy as np
 
 __all__ = ["RNGLike", "as_rng", "fan_in", "init_std", "normal", "he_normal", "xavier_normal"]
 
-#: A seed, a Generator, or None (fresh entropy).
+#: A seed, a Generator, or None (NumPy's global random state, see :func:`as_rng`).
 RNGLike = Union[int, np.random.Generator, None]
 
 _NAMED = {"relu": 2.0, "he": 2.0, "sigmoid": 1.0, "xavier": 1.0}
 
 
 def as_rng(seed: RNGLike) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from an int seed, a Generator (returned as is) or None."""
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    """A ``numpy.random.Generator`` from an int seed, a Generator (returned as is) or None.
+
+    None draws the Generator's seed from NumPy's global random state, so the
+    book's ``np.random.seed(...)`` at the top of a script makes fastdl's
+    initial weights (and dropout masks) reproducible too.
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        seed = np.random.randint(0, 2 ** 32, size=4, dtype=np.uint64)  # the global RandomState
+    return np.random.default_rng(seed)
 
 
 def fan_in(shape: Sequence[int]) -> int:

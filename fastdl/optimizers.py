@@ -12,16 +12,21 @@ slot arrays are copies).
 """
 from __future__ import annotations
 
+import inspect
 import math
+import numbers
 from typing import Any, Dict
 
 import numpy as np
 
 from . import ops
 
-__all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "get_optimizer"]
+__all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "NesterovBengio", "AdaGrad", "RMSprop", "Adam", "get_optimizer"]
 
 Params = Dict[str, np.ndarray]
+
+#: Hyperparameters that must lie in [0, 1).
+_RATES = ("momentum", "beta1", "beta2", "decay_rate")
 
 
 class Optimizer:
@@ -31,21 +36,24 @@ class Optimizer:
     _slots: tuple[str, ...] = ()
 
     def __init__(self, **hyperparams: float) -> None:
+        name = type(self).__name__
         for key, value in hyperparams.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
-                raise ValueError(f"{type(self).__name__}: {key} must be a finite number, got {value!r}")
-        if hyperparams.get("lr", 1) <= 0:
-            raise ValueError(f"{type(self).__name__}: lr must be > 0, got {hyperparams['lr']!r}")
-        self._check(hyperparams)
+            # NumPy scalars (np.float32(0.01), np.int64(1)) are numbers.Real; bools are not numbers here.
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{name}: {key} must be a real number (int, float or NumPy scalar), "
+                                f"got {type(value).__name__} {value!r}")
+            if not math.isfinite(float(value)):
+                raise ValueError(f"{name}: {key} must be a finite number, got {value!r}")
+        if "lr" in hyperparams and not hyperparams["lr"] > 0:
+            raise ValueError(f"{name}: lr must be > 0, got {hyperparams['lr']!r}")
+        for key in _RATES:
+            if key in hyperparams and not 0 <= hyperparams[key] < 1:
+                raise ValueError(f"{name}: {key} must be in [0, 1), got {hyperparams[key]!r}")
         self._hyper = tuple(hyperparams)
         for key, value in hyperparams.items():
             setattr(self, key, float(value))
         self.iter = 0
         self.slots: dict[str, dict[str, np.ndarray]] = {s: {} for s in self._slots}
-
-    @classmethod
-    def _check(cls, hyperparams: dict) -> None:
-        """Raise ValueError for hyperparameters outside their range (all are finite numbers here)."""
 
     def _slot(self, slot: str, key: str, like: np.ndarray) -> np.ndarray:
         """State array ``slot`` for parameter ``key`` (zeros of the parameter's shape and dtype)."""
@@ -59,13 +67,49 @@ class Optimizer:
         return arr
 
     def update(self, params: Params, grads: Params) -> None:
-        """One step on every array of ``params`` (in place) from ``grads`` (same keys)."""
+        """One step on every entry of ``params`` from ``grads`` (same keys), all or nothing.
+
+        Every gradient is checked (present, real dtype, the parameter's shape)
+        before any parameter is stepped.  Arrays are updated in place; a
+        parameter that is a number (Python float or NumPy scalar, as in the
+        book's ch. 6 ``optimizer_compare_naive``) is replaced in ``params``
+        by its new value, of the same type.
+        """
+        work = [self._prepare(key, p, grads) for key, p in params.items()]
         self.iter += 1
-        for key, p in params.items():
-            g = np.asarray(grads[key])
-            if g.shape != p.shape:
-                raise ValueError(f"gradient {key!r} has shape {g.shape}, parameter has {p.shape}")
-            self._step(key, p, g.astype(p.dtype, copy=False))
+        for key, p, g, back in work:
+            self._step(key, p, g)
+            if back is not None:
+                params[key] = back(p)
+
+    def _prepare(self, key: str, p: Any, grads: Params):
+        """Validate parameter ``key`` and its gradient; -> (key, array, gradient, write-back or None)."""
+        back = None
+        if isinstance(p, np.ndarray):
+            if not np.issubdtype(p.dtype, np.floating):
+                raise TypeError(f"parameter {key!r} must be a float array (it is updated in place), got {p.dtype}")
+            if not p.flags.writeable:
+                raise ValueError(f"parameter {key!r} must be writeable (it is updated in place)")
+        elif isinstance(p, numbers.Real) and not isinstance(p, (bool, np.bool_)):
+            kind = type(p) if isinstance(p, np.floating) else float
+            p = np.array(p, dtype=kind if isinstance(p, np.floating) else np.float64)
+            back = (lambda a, kind=kind: kind(a[()]))
+        else:
+            raise TypeError(f"parameter {key!r} must be a float ndarray or a real number, "
+                            f"got {type(p).__name__}")
+        if key not in grads:
+            raise ValueError(f"grads has no entry for parameter {key!r} (grads keys: {sorted(grads)})")
+        g = np.asarray(grads[key])
+        if g.dtype == np.bool_ or g.dtype.kind not in "fiu":
+            raise TypeError(f"gradient {key!r} must be real numbers, got dtype {g.dtype}")
+        if g.shape != p.shape:
+            raise ValueError(f"gradient {key!r} has shape {g.shape}, parameter has {p.shape}")
+        for slot in self._slots:
+            state = self.slots[slot].get(key)
+            if state is not None and np.shape(state) != p.shape:
+                raise ValueError(f"{self.name} state {slot}[{key!r}] has shape {np.shape(state)}, "
+                                 f"parameter has {p.shape}")
+        return key, p, g.astype(p.dtype, copy=False), back
 
     def _step(self, key: str, p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
@@ -140,7 +184,14 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Momentum):
-    """Nesterov's accelerated gradient, in the book's form (lr 0.01, momentum 0.9)."""
+    """Nesterov's accelerated gradient exactly as the book's ``common/optimizer.py`` (lr 0.01, momentum 0.9).
+
+    ``v = momentum * v - lr * g; p += momentum**2 * v - (1 + momentum) * lr * g``
+    -- the velocity is updated *first* and the new one is used.  One step from
+    p=1, g=1, lr=0.1, momentum=0.9 gives 0.729.  The form of the paper the book
+    cites (arXiv 1212.0901), which uses the old velocity and gives 0.81, is
+    :class:`NesterovBengio`.
+    """
 
     name = "nesterov"
 
@@ -148,6 +199,23 @@ class Nesterov(Momentum):
         v = self._velocity(key, p, g)
         p += self.momentum * self.momentum * v
         p -= (1 + self.momentum) * self.lr * g
+
+
+class NesterovBengio(Momentum):
+    """Nesterov momentum in the form of Bengio, Boulanger-Lewandowski and Pascanu (arXiv 1212.0901).
+
+    ``p += momentum**2 * v - (1 + momentum) * lr * g`` with the velocity of the
+    previous step, then ``v = momentum * v - lr * g``.  One step from p=1, g=1,
+    lr=0.1, momentum=0.9 gives 0.81 (the book's :class:`Nesterov` gives 0.729).
+    """
+
+    name = "nesterov_bengio"
+
+    def _step(self, key, p, g):
+        v = self._slot("v", key, p)
+        p += self.momentum * self.momentum * v
+        p -= (1 + self.momentum) * self.lr * g
+        self._velocity(key, p, g)
 
 
 class AdaGrad(Optimizer):
@@ -190,12 +258,6 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
         super().__init__(lr=lr, beta1=beta1, beta2=beta2)
 
-    @classmethod
-    def _check(cls, hyperparams: dict) -> None:
-        for key in ("beta1", "beta2"):
-            if not 0 <= hyperparams[key] < 1:
-                raise ValueError(f"Adam: {key} must be in [0, 1), got {hyperparams[key]!r}")
-
     def update(self, params: Params, grads: Params) -> None:
         # The bias-corrected step size depends only on the step count.
         t = self.iter + 1
@@ -209,15 +271,17 @@ class Adam(Optimizer):
                         self._lr_t, self.beta1, self.beta2, 1e-7)
 
 
-_OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)}
+_OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, NesterovBengio, AdaGrad, RMSprop, Adam)}
 
 
 def get_optimizer(name: str, **kwargs: float) -> Optimizer:
-    """An optimizer by the book's name (case-insensitive): sgd, momentum, nesterov, adagrad, rmsprop, adam."""
+    """An optimizer by name (case-insensitive): sgd, momentum, nesterov (the book's),
+    nesterov_bengio, adagrad, rmsprop, adam.  ValueError for an unknown name or argument."""
     cls = _OPTIMIZERS.get(str(name).lower())
     if cls is None:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(_OPTIMIZERS)}")
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"bad arguments for {cls.__name__}: {exc}") from None
+    allowed = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ValueError(f"bad arguments for {cls.__name__}: {unknown} (it takes {sorted(allowed)})")
+    return cls(**kwargs)
