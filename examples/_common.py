@@ -15,7 +15,8 @@ def parser(description: str, data: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small, fast run (for tests and CI)")
     p.add_argument("--out", type=Path, default=Path("."), help="directory for the figure")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default=None, help="kernel backend (numpy, numba, cpp)")
+    p.add_argument("--backend", choices=["numpy", "numba", "cpp"], default=None,
+                   help="kernel backend (default: fastdl's default, $FASTDL_BACKEND)")
     p.add_argument("--threads", type=int, default=None, help="threads for kernels and BLAS")
     return add_data_options(p) if data else p
 
@@ -28,6 +29,7 @@ def setup(args: argparse.Namespace) -> None:
         fastdl.set_backend(args.backend)
     if args.threads:
         fastdl.set_num_threads(args.threads)
+    print(f"backend: {fastdl.get_backend()}")
     args.out.mkdir(parents=True, exist_ok=True)
 
 

@@ -48,7 +48,7 @@ def main() -> None:
             ax.set_title(f"{label}: layer {i + 1}", fontsize=9)
             ax.set_yticks([])
         print(f"{label:18s} layer-5 activation std {acts[-1].std():.4f}")
-    out = args.out / "weight_init_activation_histogram.png"
+    out = args.out / "ch06_weight_init_activation_histogram.png"
     save(fig, out)
     _common.saved(out)
 
