@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fastdl
@@ -93,7 +94,8 @@ SPECS = {
                                       r"test accuracy \(float64, 200 images\): 1\.0000"]),
     "ch08_half_float_network": Spec(needs="book:deep_convnet_params.pkl",
                                     prints=[r"float64 weights and arithmetic: 1\.0000",
-                                            r"rounded to float16, float32 arithmetic: 1\.0000"]),
+                                            r"rounded to float16, float32 arithmetic: 1\.0000",
+                                            r"every layer's output rounded to float16: 1\.0000"]),
     "ch08_misclassified_mnist": Spec(needs="book:deep_convnet_params.pkl", files=["ch08_misclassified_mnist.png"],
                                      prints=[r"test accuracy: 0\.99\d+ \(1000 images\)", r"\{1: \(\d, \d\)"]),
     "ch08_train_deepnet": Spec(needs="images", files=["ch08_train_deepnet.png", "ch08_deep_convnet_params.npz"],
@@ -189,3 +191,54 @@ def test_example_on_another_backend(name, backend, tmp_path):
         pytest.skip(f"backend {backend} not available")
     out = run_example(name, tmp_path, backend)
     assert f"backend: {backend}" in out
+
+
+# ---------------------------------------------------------------- --dataset (issue 19)
+
+def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1", **env)
+    return subprocess.run([sys.executable, *args, "--quick", "--threads", "1", "--backend", "numpy",
+                           "--out", str(tmp_path / "out")], cwd=tmp_path, env=full_env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _fake_mnist(directory: Path, n_train: int = 200, n_test: int = 100) -> Path:
+    """A tiny MNIST-shaped dataset (random pixels) in IDX files named as upstream."""
+    directory.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        datasets.write_idx(directory / f"{split}-images-idx3-ubyte.gz",
+                           rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        datasets.write_idx(directory / f"{split}-labels-idx1-ubyte.gz",
+                           rng.integers(0, 10, n, dtype=np.uint8))
+    return directory
+
+
+def test_dataset_auto_prefers_mnist_over_installed_fashion_mnist(tmp_path):
+    fake = _fake_mnist(tmp_path / "mnist")
+    r = _run([str(EXAMPLES_DIR / "ch05_gradient_check.py"), "--data-dir", str(fake)], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "data: mnist\n" in r.stdout
+
+
+@pytest.mark.skipif(not _have_images(), reason="needs Fashion-MNIST or MNIST")
+def test_dataset_fashion_mnist_chosen_even_when_mnist_is_found(tmp_path):
+    try:
+        datasets.find_dataset("fashion-mnist")
+    except FileNotFoundError:
+        pytest.skip("Fashion-MNIST not installed")
+    fake = _fake_mnist(tmp_path / "mnist")
+    r = _run([str(EXAMPLES_DIR / "ch03_mnist_show.py"), "--dataset", "fashion-mnist",
+              "--data-dir", str(fake)], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "fashion-mnist train[0]\n" in r.stdout
+
+
+def test_dataset_missing_exits_with_where_it_looked(tmp_path):
+    (tmp_path / "home").mkdir()
+    env = {"HOME": str(tmp_path / "home"), "FASTDL_DATA": str(tmp_path / "nothing")}
+    r = _run([str(EXAMPLES_DIR / "ch05_gradient_check.py"), "--dataset", "mnist",
+              "--data-dir", str(tmp_path / "empty")], tmp_path, **env)
+    assert r.returncode == 1
+    assert "no image data found" in r.stderr and str(tmp_path / "empty") in r.stderr
+    assert "Traceback" not in r.stderr
