@@ -25,6 +25,23 @@ EXAMPLES = sorted(p.stem for p in EXAMPLES_DIR.glob("*.py") if not p.name.starts
 PNG = b"\x89PNG\r\n\x1a\n"
 NUM = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 
+# The book's scripts of ch. 2-8 (its repository's master tree, commit 07b1161)
+BOOK_SCRIPTS = {
+    2: ["and_gate", "nand_gate", "or_gate", "xor_gate"],
+    3: ["mnist_show", "neuralnet_mnist", "neuralnet_mnist_batch", "relu", "sig_step_compare",
+        "sigmoid", "step_function"],
+    4: ["gradient_1d", "gradient_2d", "gradient_method", "gradient_simplenet", "train_neuralnet",
+        "two_layer_net"],
+    5: ["buy_apple", "buy_apple_orange", "gradient_check", "layer_naive", "train_neuralnet",
+        "two_layer_net"],
+    6: ["batch_norm_gradient_check", "batch_norm_test", "hyperparameter_optimization",
+        "optimizer_compare_mnist", "optimizer_compare_naive", "overfit_dropout",
+        "overfit_weight_decay", "weight_init_activation_histogram", "weight_init_compare"],
+    7: ["apply_filter", "gradient_check", "simple_convnet", "train_convnet", "visualize_filter"],
+    8: ["awesome_net", "deep_convnet", "half_float_network", "misclassified_mnist",
+        "train_deepnet"],
+}
+
 
 @dataclass
 class Spec:
@@ -163,6 +180,14 @@ def test_every_example_has_a_spec():
     assert len(EXAMPLES) >= 31
     assert sorted(set(EXAMPLES) - set(SPECS)) == [], "new example without a test entry in SPECS"
     assert sorted(set(SPECS) - set(EXAMPLES)) == [], "SPECS entry without an example"
+
+
+def test_every_book_script_has_a_row_in_the_readme():
+    readme = (EXAMPLES_DIR / "README.md").read_text()
+    assert sum(len(v) for v in BOOK_SCRIPTS.values()) == 42
+    missing = [f"ch0{ch}/{name}.py" for ch, names in BOOK_SCRIPTS.items() for name in names
+               if not re.search(rf"^\| {ch} \| `{name}\.py` \| \S", readme, flags=re.M)]
+    assert missing == []
 
 
 def test_every_example_is_in_the_readme():
