@@ -79,10 +79,23 @@ def load_images(args: argparse.Namespace, flatten: bool = True):
     sys.exit("no image data found (choose with --dataset / --data-dir):\n" + "\n".join(errors))
 
 
+def check_dataset(args: argparse.Namespace, dataset: str) -> None:
+    """Exit, saying why, when ``--dataset`` asks for another dataset than ``dataset``."""
+    if args.dataset not in ("auto", dataset):
+        sys.exit(f"--dataset {args.dataset}: this example evaluates the book's weights, which were "
+                 f"trained on {dataset}, so it runs on {dataset} only")
+
+
 def load_test_images(args: argparse.Namespace, flatten: bool = True, dataset: str | None = None):
-    """``name, (x_test, t_test)``: only the test split (e.g. to evaluate the book's weights)."""
+    """``name, (x_test, t_test)``: only the test split (e.g. to evaluate the book's weights).
+
+    ``dataset`` fixes the dataset (the book's weights were trained on MNIST); a different
+    ``--dataset`` then exits with that explanation instead of being ignored.
+    """
     from fastdl import datasets
 
+    if dataset:
+        check_dataset(args, dataset)
     names = [dataset] if dataset else _candidates(args, splits=("test",))
     errors = []
     for name in names:

@@ -5,7 +5,7 @@ commented out for speed).  This trains the same network from the same start twic
 numerical and with backprop gradients (SGD, lr 0.1): the loss curves coincide and the
 time per iteration shows why chapter 5 exists.  Numerical gradients cost two forward passes
 per weight, so this uses a small network (784-10-10, batches of 10, 20 iterations;
---quick: 784-3-10, 3 iterations).
+--quick: 784-2-10, 2 iterations).
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def main() -> None:
     args = p.parse_args()
     _common.setup(args)
     name, ((x, t), _) = _common.load_images(args)
-    iters = args.iters or (3 if args.quick else 20)
-    hidden = 3 if args.quick else 10
+    iters = args.iters or (2 if args.quick else 20)
+    hidden = 2 if args.quick else 10
     rng = np.random.default_rng(args.seed)
     idx_list = [rng.choice(len(x), 10) for _ in range(iters)]
     x64 = x.astype(np.float64)

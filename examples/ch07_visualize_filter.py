@@ -17,7 +17,8 @@ from fastdl.trainer import Trainer
 
 def main() -> None:
     p = _common.parser(__doc__, data=True)
-    p.add_argument("--weights", "--book-weights", dest="book_weights", type=Path, help="the book's simple_convnet_params.pkl")
+    p.add_argument("--weights", "--book-weights", dest="book_weights", type=Path,
+                   help="the book's simple_convnet_params.pkl (the 'after' filters)")
     args = p.parse_args()
     _common.setup(args)
     net = SimpleConvNet(weight_init_std="he", seed=args.seed)
@@ -28,8 +29,8 @@ def main() -> None:
         what = "the book's trained weights (MNIST)"
     else:
         name, ((x, t), (xt, tt)) = _common.load_images(args, flatten=False)
-        n = 1000 if args.quick else len(x)
-        trainer = Trainer(net, x[:n], t[:n], xt[:1000], tt[:1000], epochs=1,
+        n, n_test = (600, 300) if args.quick else (len(x), 1000)
+        trainer = Trainer(net, x[:n], t[:n], xt[:n_test], tt[:n_test], epochs=1,
                           mini_batch_size=100, optimizer="adam", optimizer_param={"lr": 0.001},
                           verbose=not args.quick, seed=args.seed)
         acc = trainer.train()
