@@ -15,7 +15,8 @@ def parser(description: str, data: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small, fast run (for tests and CI)")
     p.add_argument("--out", type=Path, default=Path("."), help="directory for the figure")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default=None, help="kernel backend (numpy, numba, cpp)")
+    p.add_argument("--backend", choices=["numpy", "numba", "cpp"], default=None,
+                   help="kernel backend (default: fastdl's default, $FASTDL_BACKEND)")
     p.add_argument("--threads", type=int, default=None, help="threads for kernels and BLAS")
     return add_data_options(p) if data else p
 
@@ -28,6 +29,7 @@ def setup(args: argparse.Namespace) -> None:
         fastdl.set_backend(args.backend)
     if args.threads:
         fastdl.set_num_threads(args.threads)
+    print(f"backend: {fastdl.get_backend()}")
     args.out.mkdir(parents=True, exist_ok=True)
 
 
@@ -77,10 +79,23 @@ def load_images(args: argparse.Namespace, flatten: bool = True):
     sys.exit("no image data found (choose with --dataset / --data-dir):\n" + "\n".join(errors))
 
 
+def check_dataset(args: argparse.Namespace, dataset: str) -> None:
+    """Exit, saying why, when ``--dataset`` asks for another dataset than ``dataset``."""
+    if args.dataset not in ("auto", dataset):
+        sys.exit(f"--dataset {args.dataset}: this example evaluates the book's weights, which were "
+                 f"trained on {dataset}, so it runs on {dataset} only")
+
+
 def load_test_images(args: argparse.Namespace, flatten: bool = True, dataset: str | None = None):
-    """``name, (x_test, t_test)``: only the test split (e.g. to evaluate the book's weights)."""
+    """``name, (x_test, t_test)``: only the test split (e.g. to evaluate the book's weights).
+
+    ``dataset`` fixes the dataset (the book's weights were trained on MNIST); a different
+    ``--dataset`` then exits with that explanation instead of being ignored.
+    """
     from fastdl import datasets
 
+    if dataset:
+        check_dataset(args, dataset)
     names = [dataset] if dataset else _candidates(args, splits=("test",))
     errors = []
     for name in names:

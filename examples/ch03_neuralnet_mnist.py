@@ -27,6 +27,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=100)
     args = p.parse_args()
     _common.setup(args)
+    _common.check_dataset(args, "mnist")
     path = _common.find_weights(args, "sample_weight.pkl")
     network = {k: v.astype(np.float64) for k, v in io.load_book_params(path).items()}
     _, (x, t) = _common.load_test_images(args, dataset="mnist")

@@ -3,7 +3,7 @@
 TwoLayerNet 784-50-10 in float64 on 3 training images: the mean |backprop - numerical|
 per parameter (the book prints about 1e-10 to 1e-13), and fastdl.gradient.gradient_check's
 relative error.  The book's ch04 TwoLayerNet uses sigmoid, fastdl's (like ch05's) ReLU.
---quick uses a 784-10-10 network.
+--quick uses a 784-4-10 network.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def main() -> None:
     args = _common.parser(__doc__, data=True).parse_args()
     _common.setup(args)
     _, ((x, t), _) = _common.load_images(args)
-    hidden = 10 if args.quick else 50
+    hidden = 4 if args.quick else 50
     net = TwoLayerNet(784, hidden, 10, dtype=np.float64, seed=args.seed)
     print("params: " + ", ".join(f"{k} {v.shape}" for k, v in net.params.items()))
     xb, tb = x[:3].astype(np.float64), t[:3]

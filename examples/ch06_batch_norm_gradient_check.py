@@ -3,7 +3,7 @@
 MultiLayerNetExtend 784-100-100-10 with batch norm, float64: mean |backprop - numerical|
 per parameter (W, b, gamma, beta).  The book uses one sample; fastdl's BatchNormalization
 refuses a training batch of one (its variance is 0, the output is beta whatever the input),
-so this uses two samples.  --quick uses hidden layers of 10.
+so this uses two samples.  --quick uses hidden layers of 4.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def main() -> None:
     args = _common.parser(__doc__, data=True).parse_args()
     _common.setup(args)
     _, ((x, t), _) = _common.load_images(args)
-    hidden = 10 if args.quick else 100
+    hidden = 4 if args.quick else 100
     net = MultiLayerNetExtend(784, [hidden, hidden], 10, use_batchnorm=True, dtype=np.float64,
                               seed=args.seed)
     xb, tb = x[:2].astype(np.float64), t[:2]

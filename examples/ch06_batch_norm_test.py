@@ -29,8 +29,8 @@ def main() -> None:
     args = _common.parser(__doc__, data=True).parse_args()
     _common.setup(args)
     name, ((x, t), _) = _common.load_images(args)
-    n, epochs = (1000, 10) if args.quick else (1000, 20)
-    scales = np.logspace(0, -4, 4 if args.quick else 16)
+    n, epochs = (500, 4) if args.quick else (1000, 20)
+    scales = np.logspace(0, -4, 3 if args.quick else 16)
     x, t = _common.subset(x, t, n, args.seed)
     cols = 4
     rows = -(-len(scales) // cols)
@@ -48,7 +48,7 @@ def main() -> None:
     axes[0].set_ylabel("training accuracy")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"batch normalisation on {n} {name} images")
-    out = args.out / "batch_norm_test.png"
+    out = args.out / "ch06_batch_norm_test.png"
     save(fig, out)
     _common.saved(out)
 

@@ -18,7 +18,7 @@ def main() -> None:
     args = _common.parser(__doc__, data=True).parse_args()
     _common.setup(args)
     name, ((x, t), _) = _common.load_images(args)
-    trials, epochs = (8, 20) if args.quick else (100, 50)
+    trials, epochs = (4, 8) if args.quick else (100, 50)
     x, t = _common.subset(x, t, 500, args.seed)
     x_val, t_val, x_tr, t_tr = x[:100], t[:100], x[100:], t[100:]
     rng = np.random.default_rng(args.seed)
@@ -51,7 +51,7 @@ def main() -> None:
     fig.suptitle(f"random search on {name}: best {len(best)} of {trials} trials "
                  f"(best val acc {best[0][0]:.3f})")
     print("best: lr {1:.3e}, weight decay {2:.3e}, val acc {0:.3f}".format(*best[0][:3]))
-    out = args.out / "hyperparameter_optimization.png"
+    out = args.out / "ch06_hyperparameter_optimization.png"
     save(fig, out)
     _common.saved(out)
 

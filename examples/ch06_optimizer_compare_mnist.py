@@ -24,7 +24,7 @@ def main() -> None:
     args = _common.parser(__doc__, data=True).parse_args()
     _common.setup(args)
     name, ((x, t), _) = _common.load_images(args)
-    iterations = 150 if args.quick else 2000
+    iterations = 60 if args.quick else 2000
     batch = 128
     optimizers = {"SGD": SGD(), "Momentum": Momentum(), "AdaGrad": AdaGrad(), "Adam": Adam()}
     losses: dict[str, list[float]] = {k: [] for k in optimizers}
@@ -45,7 +45,7 @@ def main() -> None:
     ax.set(xlabel="iteration", ylabel="training loss (moving average of 10)", ylim=(0, 1.5),
            title=f"optimizers on {name}, batch {batch}")
     ax.legend()
-    out = args.out / "optimizer_compare_mnist.png"
+    out = args.out / "ch06_optimizer_compare_mnist.png"
     save(fig, out)
     _common.saved(out)
 

@@ -37,7 +37,8 @@ def main() -> None:
     steps = 30
     optimizers = {"SGD": SGD(lr=0.95), "Momentum": Momentum(lr=0.1),
                   "AdaGrad": AdaGrad(lr=1.5), "Adam": Adam(lr=0.3)}
-    X, Y = np.meshgrid(np.arange(-10, 10, 0.01), np.arange(-5, 5, 0.01))
+    grid = 0.1 if args.quick else 0.01
+    X, Y = np.meshgrid(np.arange(-10, 10, grid), np.arange(-5, 5, grid))
     Z = f(X, Y)
     Z[Z > 7] = 0
     fig = new_figure(10, 8)
@@ -49,7 +50,7 @@ def main() -> None:
         ax.set(xlim=(-10, 10), ylim=(-10, 10), xlabel="x", ylabel="y",
                title=f"{name}: f = {f(*path[-1]):.2e} after {steps} steps")
         print(f"{name:9s} final point ({path[-1, 0]: .4f}, {path[-1, 1]: .4f})")
-    out = args.out / "optimizer_compare_2d.png"
+    out = args.out / "ch06_optimizer_compare_naive.png"
     save(fig, out)
     _common.saved(out)
 

@@ -16,7 +16,7 @@ def main() -> None:
              lambda ratio=ratio: MultiLayerNetExtend(784, [100] * 6, 10, use_dropout=ratio > 0,
                                                      dropout_ration=ratio or 0.5, seed=args.seed))
             for ratio in (0.0, 0.2)]
-    _common.overfitting_figure(args, runs, 100 if args.quick else 300, "overfit_dropout.png")
+    _common.overfitting_figure(args, runs, 30 if args.quick else 300, "ch06_overfit_dropout.png")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ def main() -> None:
     runs = [(f"weight decay lambda = {decay}" if decay else "no weight decay",
              lambda decay=decay: MultiLayerNet(784, [100] * 6, 10, weight_decay_lambda=decay, seed=args.seed))
             for decay in (0.0, 0.1)]
-    _common.overfitting_figure(args, runs, 100 if args.quick else 200, "overfit_weight_decay.png")
+    _common.overfitting_figure(args, runs, 30 if args.quick else 200, "ch06_overfit_weight_decay.png")
 
 
 if __name__ == "__main__":

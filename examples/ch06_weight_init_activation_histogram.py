@@ -44,11 +44,11 @@ def main() -> None:
             v = a.ravel()
             if act is relu:  # the zeros would dwarf everything else
                 v = v[v > 0]
-            ax.hist(v, bins=30, range=(0, 1))
+            ax.hist(v, bins=30, range=(0, 1), histtype="stepfilled")
             ax.set_title(f"{label}: layer {i + 1}", fontsize=9)
             ax.set_yticks([])
         print(f"{label:18s} layer-5 activation std {acts[-1].std():.4f}")
-    out = args.out / "weight_init_activation_histogram.png"
+    out = args.out / "ch06_weight_init_activation_histogram.png"
     save(fig, out)
     _common.saved(out)
 

@@ -17,6 +17,7 @@ def main() -> None:
     p = _common.add_weights_option(_common.parser(__doc__, data=True), "simple_convnet_params.pkl")
     args = p.parse_args()
     _common.setup(args)
+    _common.check_dataset(args, "mnist")
     net = SimpleConvNet(input_dim=(1, 28, 28),
                         conv_param={"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1},
                         hidden_size=100, output_size=10, weight_init_std=0.01, dtype=np.float64,

@@ -2,7 +2,7 @@
 
 With the book's deep_convnet_params.pkl (float64), prints the test accuracy and the
 {view index: (label, inference)} pairs, and draws the first 20 misclassified images.
---quick uses the first 300 test images.
+--quick uses the first 1,000 test images.
 """
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ def main() -> None:
     p = _common.add_weights_option(_common.parser(__doc__, data=True), "deep_convnet_params.pkl")
     args = p.parse_args()
     _common.setup(args)
+    _common.check_dataset(args, "mnist")
     net = DeepConvNet(dtype=np.float64)
     net.load_params(_common.find_weights(args, "deep_convnet_params.pkl"))
     _, (x, t) = _common.load_test_images(args, flatten=False, dataset="mnist")
-    n = 300 if args.quick else len(x)
+    n = 1000 if args.quick else len(x)
     x, t = x[:n], t[:n]
     y = np.concatenate([np.argmax(net.predict(x[i:i + 100]), axis=1) for i in range(0, n, 100)])
     print(f"test accuracy: {np.mean(y == t):.4f} ({n} images)")
