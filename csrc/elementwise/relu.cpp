@@ -29,6 +29,15 @@ void relu_backward(const T* dout, const bool* mask, T* dx, int64_t n) {
   });
 }
 
+template <class T>
+void relu_backward_from_output(const T* dout, const T* y, T* dx, int64_t n) {
+  parallel_for(n, n, [=](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) dx[i] = dout[i] * (y[i] > T(0) ? T(1) : T(0));
+  });
+}
+
+template void relu_backward_from_output<float>(const float*, const float*, float*, int64_t);
+template void relu_backward_from_output<double>(const double*, const double*, double*, int64_t);
 template void relu_forward<float>(const float*, float*, bool*, int64_t);
 template void relu_forward<double>(const double*, double*, bool*, int64_t);
 template void relu_backward<float>(const float*, const bool*, float*, int64_t);
