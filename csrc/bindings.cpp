@@ -104,6 +104,22 @@ py::tuple maxpool_forward(const carray<T>& x, py::ssize_t ph, py::ssize_t pw, py
   return py::make_tuple(std::move(y), std::move(am));
 }
 
+// Inference: the pooled values only (maxpool2d of relu(x) if relu), no argmax array.
+template <class T>
+carray<T> maxpool_infer(const carray<T>& x, py::ssize_t ph, py::ssize_t pw, py::ssize_t stride, py::ssize_t pad,
+                        bool relu) {
+  const py::ssize_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+  const py::ssize_t OH = out_size(H, ph, stride, pad), OW = out_size(W, pw, stride, pad);
+  auto y = fastdl::new_array<T>({N, C, OH, OW});
+  const T* xp = x.data();
+  T* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::maxpool2d_forward<T>(xp, yp, nullptr, N * C, H, W, ph, pw, stride, pad, OH, OW, relu);
+  }
+  return y;
+}
+
 template <class T, bool relu>
 carray<T> maxpool_backward(const carray<T>& dy, const carray<int64_t>& argmax, const Shape4& x_shape,
                            py::ssize_t ph, py::ssize_t pw, py::ssize_t stride, py::ssize_t pad) {
@@ -191,6 +207,23 @@ py::tuple conv2d_forward(const carray<T>& x, const carray<T>& w, const carray<T>
   return py::make_tuple(std::move(y), py::make_tuple(x, w, stride, pad));
 }
 
+// Inference: y alone (relu: relu(conv2d + b)), no state.
+template <class T>
+carray<T> conv2d_infer(const carray<T>& x, const carray<T>& w, const carray<T>& b, int64_t stride, int64_t pad,
+                       bool relu) {
+  fastdl::conv::Geometry g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
+                           stride, pad, out_size(x.shape(2), w.shape(2), stride, pad),
+                           out_size(x.shape(3), w.shape(3), stride, pad)};
+  auto y = fastdl::new_array<T>({g.N, g.FN, g.OH, g.OW});
+  const T *xp = x.data(), *wp = w.data(), *bp = b.data();
+  T* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::conv::forward<T>(g, xp, wp, bp, yp, relu);
+  }
+  return y;
+}
+
 // A state of five holds the fused forward's output y: dy is first masked by y > 0.
 template <class T>
 py::tuple conv2d_backward(const carray<T>& dy, const py::tuple& state, bool need_dx) {
@@ -261,6 +294,9 @@ void bind_kernels(py::module_& m) {
   m.def("conv2d_bias_relu_forward", &conv2d_forward<T, true>, py::arg("x").noconvert(), py::arg("W").noconvert(),
         py::arg("b").noconvert(), py::arg("stride"), py::arg("pad"),
         "relu(conv2d(x, W) + b) in one pass: -> (y (N, FN, OH, OW), state for conv2d_bias_relu_backward).");
+  m.def("conv2d_infer", &conv2d_infer<T>, py::arg("x").noconvert(), py::arg("W").noconvert(),
+        py::arg("b").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("relu"),
+        "conv2d (relu(conv2d + b) if relu) -> y only, no state (inference).");
   m.def("conv2d_bias_relu_backward", &conv2d_backward<T>, py::arg("dy").noconvert(), py::arg("state"),
         py::arg("need_dx"), "dy (N, FN, OH, OW), fused state -> (dx or None, dW, db) with dy masked by y > 0.");
   m.def("im2col", &im2col<T>, py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("stride"),
@@ -275,6 +311,9 @@ void bind_kernels(py::module_& m) {
   m.def("relu_maxpool2d_forward", &maxpool_forward<T, true>, py::arg("x").noconvert(), py::arg("ph"),
         py::arg("pw"), py::arg("stride"), py::arg("pad"),
         "maxpool2d(relu(x)) in one pass -> (y, argmax int64, -1 where the window max is not > 0).");
+  m.def("maxpool2d_infer", &maxpool_infer<T>, py::arg("x").noconvert(), py::arg("ph"), py::arg("pw"),
+        py::arg("stride"), py::arg("pad"), py::arg("relu"),
+        "maxpool2d (of relu(x) if relu) -> y only: no argmax (inference).");
   m.def("relu_maxpool2d_backward", &maxpool_backward<T, true>, py::arg("dy").noconvert(),
         py::arg("argmax").noconvert(), py::arg("x_shape"), py::arg("ph"), py::arg("pw"), py::arg("stride"),
         py::arg("pad"), "Scatter dy to the argmax cells, skipping -1 (relu_maxpool2d_forward's).");

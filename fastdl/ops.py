@@ -301,6 +301,28 @@ def relu_maxpool2d_backward(dy, ctx: PoolContext) -> np.ndarray:
     return ctx.backend.relu_maxpool2d_backward(dy, ctx.state)
 
 
+def conv2d_infer(x, W, b=None, stride: int = 1, pad: int = 0, relu: bool = False) -> np.ndarray:
+    """The value of :func:`conv2d_forward` (of :func:`conv2d_bias_relu_forward` if ``relu``) alone.
+
+    For inference (``Model.predict``): nothing is kept for a backward pass.
+    Arguments and shapes as :func:`conv2d_forward`; y (N, FN, OH, OW).
+    """
+    x, W, b, stride, pad = _conv_args(x, W, b, stride, pad)
+    return _call("conv2d_infer", x, W, b, stride, pad, bool(relu))
+
+
+def maxpool2d_infer(x, ph: int, pw: int, stride: int | None = None, pad: int = 0,
+                    relu: bool = False) -> np.ndarray:
+    """The y of :func:`maxpool2d_forward` (of :func:`relu_maxpool2d_forward` if ``relu``) alone.
+
+    For inference: no argmax array.  Arguments as :func:`maxpool2d_forward`.
+    """
+    x = _float_array(x, "x", 4)
+    stride = ph if stride is None else stride
+    ph, pw, stride, pad, _, _ = _pool_window(x.shape, ph, pw, stride, pad)
+    return _call("maxpool2d_infer", x, ph, pw, stride, pad, bool(relu))
+
+
 def softmax_cross_entropy(logits, t) -> tuple[float, np.ndarray]:
     """Fused softmax + mean cross-entropy: logits (N, K) and labels -> (loss, dlogits (N, K)).
 

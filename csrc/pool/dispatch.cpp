@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "support/parallel.h"
 #include "support/cpu.h"
@@ -128,12 +129,14 @@ void maxpool2d_forward(const T* x, T* y, int64_t* argmax, int64_t NC, int64_t H,
   const int64_t HW = H * W, OHW = OH * OW;
   const bool fast = ph == 2 && pw == 2 && stride == 2 && pad == 0 && HW < (int64_t{1} << 30);
   parallel_for(NC, NC * HW, [&](int64_t b, int64_t e) {
+    std::vector<int64_t> scratch(argmax ? 0 : static_cast<size_t>(OHW));  // stays in L1
     for (int64_t i = b; i < e; ++i) {
+      int64_t* am = argmax ? argmax + i * OHW : scratch.data();
       if (fast)
-        forward_2x2<T>(x + i * HW, y + i * OHW, argmax + i * OHW, H, W);
+        forward_2x2<T>(x + i * HW, y + i * OHW, am, H, W);
       else
-        forward_plane<T>(x + i * HW, y + i * OHW, argmax + i * OHW, H, W, ph, pw, stride, pad, OH, OW);
-      if (relu) relu_plane<T>(y + i * OHW, argmax + i * OHW, OHW);
+        forward_plane<T>(x + i * HW, y + i * OHW, am, H, W, ph, pw, stride, pad, OH, OW);
+      if (relu) relu_plane<T>(y + i * OHW, am, OHW);
     }
   });
 }

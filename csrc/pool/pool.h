@@ -14,6 +14,7 @@ namespace fastdl {
 // relu(x), and argmax = -1 where that maximum is not > 0: relu's mask is 0 there, so no
 // gradient flows (argmax of a window with a positive maximum is the unfused one).  Each plane's
 // outputs are fixed up while in cache: one pass over x, no mask of x's size.
+// argmax == nullptr (inference): no argmax array, each thread's plane goes to a scratch row.
 template <class T>
 void maxpool2d_forward(const T* x, T* y, int64_t* argmax, int64_t NC, int64_t H, int64_t W,
                        int64_t ph, int64_t pw, int64_t stride, int64_t pad, int64_t OH, int64_t OW,

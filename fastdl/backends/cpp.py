@@ -103,3 +103,13 @@ def relu_maxpool2d_backward(dy: np.ndarray, state) -> np.ndarray:
     """dy -> dx of the fused forward: dy scattered to the argmax cells, -1 skipped."""
     argmax, x_shape, ph, pw, stride, pad = state
     return _cpp.relu_maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad)
+
+
+def conv2d_infer(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int, relu: bool):
+    """The forward alone (relu: with the fused bias + ReLU), no state."""
+    return _cpp.conv2d_infer(x, W, b, stride, pad, relu)
+
+
+def maxpool2d_infer(x: np.ndarray, ph: int, pw: int, stride: int, pad: int, relu: bool):
+    """maxpool2d (of relu(x) if relu) without an argmax array."""
+    return _cpp.maxpool2d_infer(x, ph, pw, stride, pad, relu)

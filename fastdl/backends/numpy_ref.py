@@ -200,3 +200,19 @@ def relu_maxpool2d_backward(dy, state):
     """dy (N, C, OH, OW) -> dx (N, C, H, W) of maxpool2d(relu(x))."""
     mask, argmax, x_shape, ph, pw, stride, pad = state
     return relu_backward(maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad), mask)
+
+
+# --------------------------------------------------------------------------- inference
+# The forward values alone (Model.predict without training): nothing kept for a backward.
+
+def conv2d_infer(x, W, b, stride, pad, relu):
+    """y of :func:`conv2d_forward`, through :func:`relu_forward` if ``relu``."""
+    y = conv2d_forward(x, W, b, stride, pad)[0]
+    return relu_forward(y)[0] if relu else y
+
+
+def maxpool2d_infer(x, ph, pw, stride, pad, relu):
+    """y of :func:`maxpool2d_forward` (of ``relu_forward(x)`` if ``relu``)."""
+    if relu:
+        x = relu_forward(x)[0]
+    return maxpool2d_forward(x, ph, pw, stride, pad)[0]

@@ -88,7 +88,8 @@ class Model:
     def predict(self, x: ArrayLike, train_flg: bool = False) -> np.ndarray:
         """Scores (logits) (N, output_size) in the model's dtype; ``train_flg`` for dropout/BN."""
         x = self._cast(x)
-        self._steps = compile_layers(self.layers.values())  # fused runs unless fastdl.set_fusion(False)
+        # fused runs (forward-only ones when not training) unless fastdl.set_fusion(False)
+        self._steps = compile_layers(self.layers.values(), train=train_flg)
         for layer in self._steps:
             if isinstance(layer, (Dropout, BatchNormalization)):
                 x = layer.forward(x, train_flg)

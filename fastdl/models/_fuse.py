@@ -10,7 +10,10 @@ pass :func:`compile_layers` reads that sequence and replaces
   ReLU in the convolution's store; the backward masks dy by the output),
 - ``Relu -> Pooling`` by one :func:`fastdl.ops.relu_maxpool2d_forward`,
 
-and leaves every other layer as it is.  The fused steps set the gradients on the
+and leaves every other layer as it is.  For inference (``train=False``, ``Model.predict``
+without ``train_flg``) the same runs, and a lone Convolution or Pooling, become
+:func:`fastdl.ops.conv2d_infer` / :func:`fastdl.ops.maxpool2d_infer` steps: the forward
+values alone, with no argmax, mask or context kept for a backward pass.  The fused steps set the gradients on the
 book's layers (``Convolution.dW`` and ``.db``), so optimizers and ``Model.gradient``
 see no difference; the values are the unfused layers' to the test matrix's tolerances.
 
@@ -29,7 +32,7 @@ from .. import ops
 from ..backend import fusion_enabled
 from ..layers import Convolution, Pooling, Relu
 
-__all__ = ["compile_layers", "fused_counts"]
+__all__ = ["compile_layers", "fused_counts", "ConvRelu", "ReluPool", "ConvReluPool", "Infer"]
 
 _runs: Counter = Counter()
 
@@ -99,15 +102,51 @@ class ConvReluPool:
         return self.conv.backward(ops.relu_maxpool2d_backward(dout, self._ctx))
 
 
+class Infer:
+    """An inference step: ``conv`` (``relu``: conv + bias + ReLU) and/or a max-pool, forward only."""
+
+    def __init__(self, conv: Optional[Convolution], relu: bool, pool: Optional[Pooling]) -> None:
+        self.conv, self.relu, self.pool = conv, relu, pool
+        self.name = "infer_" + "_".join(n for n, on in (("conv", conv), ("relu", relu), ("pool", pool)) if on)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        _runs[self.name] += 1
+        c, p = self.conv, self.pool
+        if c is not None:
+            x = ops.conv2d_infer(x, c.W, c.b, c.stride, c.pad, relu=self.relu)
+        if p is not None:
+            x = ops.maxpool2d_infer(x, p.pool_h, p.pool_w, p.stride, p.pad, relu=self.relu and c is None)
+        return x
+
+    def backward(self, dout: np.ndarray) -> None:
+        raise RuntimeError("this forward pass ran for inference (train_flg=False): it kept nothing "
+                           "for a backward pass; run loss(x, t, train_flg=True) first")
+
+
+def _infer_step(a: Any, b: Any, c: Any) -> tuple[Optional[Infer], int]:
+    """The inference step starting at layer a (and how many layers it takes), or (None, 1)."""
+    if _is(a, Convolution) and _is(b, Relu) and _is(c, Pooling):
+        return Infer(a, True, c), 3
+    if _is(a, Convolution) and _is(b, Relu):
+        return Infer(a, True, None), 2
+    if _is(a, Relu) and _is(b, Pooling):
+        return Infer(None, True, b), 2
+    if _is(a, Convolution):
+        return Infer(a, False, None), 1
+    if _is(a, Pooling):
+        return Infer(None, False, a), 1
+    return None, 1
+
+
 def _is(layer: Any, cls: type) -> bool:
     return type(layer) is cls  # a subclass may change forward: leave it alone
 
 
-def compile_layers(layers: Iterable[Any]) -> list[Any]:
+def compile_layers(layers: Iterable[Any], train: bool = True) -> list[Any]:
     """The steps that run ``layers`` (in order): fused runs where allowed, else the layers.
 
-    Each step has ``forward(x)`` and ``backward(dout)``.  With fusion off
-    (:func:`fastdl.set_fusion`), the layers themselves.
+    Each step has ``forward(x)`` and ``backward(dout)`` (inference steps, ``train=False``,
+    have no backward).  With fusion off (:func:`fastdl.set_fusion`), the layers themselves.
     """
     seq = list(layers)
     if not fusion_enabled():
@@ -117,6 +156,11 @@ def compile_layers(layers: Iterable[Any]) -> list[Any]:
     while i < len(seq):
         a, b = seq[i], seq[i + 1] if i + 1 < len(seq) else None
         c = seq[i + 2] if i + 2 < len(seq) else None
+        if not train:
+            step, used = _infer_step(a, b, c)
+            steps.append(step if step is not None else a)
+            i += used
+            continue
         if _is(a, Convolution) and _is(b, Relu) and _is(c, Pooling):
             steps.append(ConvReluPool(a, c))
             i += 3

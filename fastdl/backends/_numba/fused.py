@@ -16,7 +16,7 @@ from .conv import conv2d_backward, conv2d_forward
 from .pool import _pool_bwd, maxpool2d_forward
 
 __all__ = ["conv2d_bias_relu_forward", "conv2d_bias_relu_backward",
-           "relu_maxpool2d_forward", "relu_maxpool2d_backward"]
+           "relu_maxpool2d_forward", "relu_maxpool2d_backward", "conv2d_infer", "maxpool2d_infer"]
 
 
 @exact_serial
@@ -114,3 +114,15 @@ def relu_maxpool2d_backward(dy, state):
     if skipped != np.count_nonzero(am == -1):
         raise ValueError(f"argmax has entries outside [-1, {H * W})")
     return dx
+
+
+def conv2d_infer(x, W, b, stride, pad, relu):
+    """The forward alone (its state holds references only, dropped here)."""
+    out = (conv2d_bias_relu_forward if relu else conv2d_forward)(x, W, b, stride, pad)
+    return out if out is NotImplemented else out[0]
+
+
+def maxpool2d_infer(x, ph, pw, stride, pad, relu):
+    """The pooled values (Numba's pool kernel still writes its argmax, dropped here)."""
+    out = (relu_maxpool2d_forward if relu else maxpool2d_forward)(x, ph, pw, stride, pad)
+    return out if out is NotImplemented else out[0]
