@@ -86,7 +86,8 @@ carray<T> col2im(const carray<T>& col, const Shape4& x_shape, py::ssize_t kh, py
   return x;
 }
 
-template <class T>
+// relu: the fused maxpool(relu(x)), argmax -1 where no gradient flows (pool/pool.h).
+template <class T, bool relu>
 py::tuple maxpool_forward(const carray<T>& x, py::ssize_t ph, py::ssize_t pw, py::ssize_t stride,
                           py::ssize_t pad) {
   const py::ssize_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
@@ -98,12 +99,28 @@ py::tuple maxpool_forward(const carray<T>& x, py::ssize_t ph, py::ssize_t pw, py
   int64_t* ap = am.mutable_data();
   {
     py::gil_scoped_release nogil;
-    fastdl::maxpool2d_forward<T>(xp, yp, ap, N * C, H, W, ph, pw, stride, pad, OH, OW);
+    fastdl::maxpool2d_forward<T>(xp, yp, ap, N * C, H, W, ph, pw, stride, pad, OH, OW, relu);
   }
   return py::make_tuple(std::move(y), std::move(am));
 }
 
+// Inference: the pooled values only (maxpool2d of relu(x) if relu), no argmax array.
 template <class T>
+carray<T> maxpool_infer(const carray<T>& x, py::ssize_t ph, py::ssize_t pw, py::ssize_t stride, py::ssize_t pad,
+                        bool relu) {
+  const py::ssize_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+  const py::ssize_t OH = out_size(H, ph, stride, pad), OW = out_size(W, pw, stride, pad);
+  auto y = fastdl::new_array<T>({N, C, OH, OW});
+  const T* xp = x.data();
+  T* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::maxpool2d_forward<T>(xp, yp, nullptr, N * C, H, W, ph, pw, stride, pad, OH, OW, relu);
+  }
+  return y;
+}
+
+template <class T, bool relu>
 carray<T> maxpool_backward(const carray<T>& dy, const carray<int64_t>& argmax, const Shape4& x_shape,
                            py::ssize_t ph, py::ssize_t pw, py::ssize_t stride, py::ssize_t pad) {
   const py::ssize_t H = x_shape[2], W = x_shape[3];
@@ -115,7 +132,7 @@ carray<T> maxpool_backward(const carray<T>& dy, const carray<int64_t>& argmax, c
   {
     py::gil_scoped_release nogil;
     ok = fastdl::maxpool2d_backward<T>(gp, ap, dp, x_shape[0] * x_shape[1], H, W, ph, pw, stride, pad,
-                                       out_size(H, ph, stride, pad), out_size(W, pw, stride, pad));
+                                       out_size(H, ph, stride, pad), out_size(W, pw, stride, pad), relu);
   }
   if (!ok) throw py::value_error("argmax holds an index outside the input plane [0, H*W)");
   return dx;
@@ -171,7 +188,8 @@ carray<T> relu_backward(const carray<T>& dout, const py::array_t<bool, py::array
   return dx;
 }
 
-template <class T>
+// relu: the fused relu(conv2d + b), whose state also holds y (the backward's mask is y > 0).
+template <class T, bool relu>
 py::tuple conv2d_forward(const carray<T>& x, const carray<T>& w, const carray<T>& b, int64_t stride,
                          int64_t pad) {
   fastdl::conv::Geometry g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
@@ -183,11 +201,30 @@ py::tuple conv2d_forward(const carray<T>& x, const carray<T>& w, const carray<T>
   T* yp = y.mutable_data();
   {
     py::gil_scoped_release nogil;
-    fastdl::conv::forward<T>(g, xp, wp, bp, yp);
+    fastdl::conv::forward<T>(g, xp, wp, bp, yp, relu);
   }
+  if (relu) return py::make_tuple(y, py::make_tuple(x, w, stride, pad, y));
   return py::make_tuple(std::move(y), py::make_tuple(x, w, stride, pad));
 }
 
+// Inference: y alone (relu: relu(conv2d + b)), no state.
+template <class T>
+carray<T> conv2d_infer(const carray<T>& x, const carray<T>& w, const carray<T>& b, int64_t stride, int64_t pad,
+                       bool relu) {
+  fastdl::conv::Geometry g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
+                           stride, pad, out_size(x.shape(2), w.shape(2), stride, pad),
+                           out_size(x.shape(3), w.shape(3), stride, pad)};
+  auto y = fastdl::new_array<T>({g.N, g.FN, g.OH, g.OW});
+  const T *xp = x.data(), *wp = w.data(), *bp = b.data();
+  T* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::conv::forward<T>(g, xp, wp, bp, yp, relu);
+  }
+  return y;
+}
+
+// A state of five holds the fused forward's output y: dy is first masked by y > 0.
 template <class T>
 py::tuple conv2d_backward(const carray<T>& dy, const py::tuple& state, bool need_dx) {
   const auto x = state[0].cast<carray<T>>();
@@ -206,8 +243,24 @@ py::tuple conv2d_backward(const carray<T>& dy, const py::tuple& state, bool need
   }
   const T *xp = x.data(), *wp = w.data(), *dyp = dy.data();
   T *dwp = dw.mutable_data(), *dbp = db.mutable_data();
+  const bool fused = state.size() == 5;
+  carray<T> y, dz;
+  const T* yp = nullptr;
+  T* dzp = nullptr;
+  if (fused) {
+    y = state[4].cast<carray<T>>();
+    if (y.size() != dy.size()) throw py::value_error("conv2d_bias_relu_backward: dy and y differ in size");
+    dz = fastdl::new_array<T>({g.N, g.FN, g.OH, g.OW});
+    yp = y.data();
+    dzp = dz.mutable_data();
+  }
+  const int64_t ny = dy.size();
   {
     py::gil_scoped_release nogil;
+    if (fused) {
+      fastdl::relu_backward_from_output<T>(dyp, yp, dzp, ny);
+      dyp = dzp;
+    }
     if (dxp) fastdl::conv::backward_data<T>(g, dyp, wp, dxp);
     fastdl::conv::backward_weights<T>(g, xp, dyp, dwp, dbp);
   }
@@ -233,20 +286,37 @@ void adam_update(carray<T> p, const carray<T>& g, carray<T> m, carray<T> v, doub
 
 template <class T>
 void bind_kernels(py::module_& m) {
-  m.def("conv2d_forward", &conv2d_forward<T>, py::arg("x").noconvert(), py::arg("W").noconvert(),
+  m.def("conv2d_forward", &conv2d_forward<T, false>, py::arg("x").noconvert(), py::arg("W").noconvert(),
         py::arg("b").noconvert(), py::arg("stride"), py::arg("pad"),
         "x (N, C, H, W), W (FN, C, kh, kw), b (FN,) -> (y (N, FN, OH, OW), state for backward).");
   m.def("conv2d_backward", &conv2d_backward<T>, py::arg("dy").noconvert(), py::arg("state"),
         py::arg("need_dx"), "dy (N, FN, OH, OW), state -> (dx (N, C, H, W) or None, dW, db).");
+  m.def("conv2d_bias_relu_forward", &conv2d_forward<T, true>, py::arg("x").noconvert(), py::arg("W").noconvert(),
+        py::arg("b").noconvert(), py::arg("stride"), py::arg("pad"),
+        "relu(conv2d(x, W) + b) in one pass: -> (y (N, FN, OH, OW), state for conv2d_bias_relu_backward).");
+  m.def("conv2d_infer", &conv2d_infer<T>, py::arg("x").noconvert(), py::arg("W").noconvert(),
+        py::arg("b").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("relu"),
+        "conv2d (relu(conv2d + b) if relu) -> y only, no state (inference).");
+  m.def("conv2d_bias_relu_backward", &conv2d_backward<T>, py::arg("dy").noconvert(), py::arg("state"),
+        py::arg("need_dx"), "dy (N, FN, OH, OW), fused state -> (dx or None, dW, db) with dy masked by y > 0.");
   m.def("im2col", &im2col<T>, py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("stride"),
         py::arg("pad"), "x (N, C, H, W) -> col (N*OH*OW, C*kh*kw); rows (n, oy, ox), columns (c, ky, kx).");
   m.def("col2im", &col2im<T>, py::arg("col").noconvert(), py::arg("x_shape"), py::arg("kh"), py::arg("kw"),
         py::arg("stride"), py::arg("pad"), "Adjoint of im2col: col -> x of shape x_shape, overlaps summed.");
-  m.def("maxpool2d_forward", &maxpool_forward<T>, py::arg("x").noconvert(), py::arg("ph"), py::arg("pw"),
+  m.def("maxpool2d_forward", &maxpool_forward<T, false>, py::arg("x").noconvert(), py::arg("ph"), py::arg("pw"),
         py::arg("stride"), py::arg("pad"), "x (N, C, H, W) -> (y, argmax int64), both (N, C, OH, OW).");
-  m.def("maxpool2d_backward", &maxpool_backward<T>, py::arg("dy").noconvert(), py::arg("argmax").noconvert(),
+  m.def("maxpool2d_backward", &maxpool_backward<T, false>, py::arg("dy").noconvert(), py::arg("argmax").noconvert(),
         py::arg("x_shape"), py::arg("ph"), py::arg("pw"), py::arg("stride"), py::arg("pad"),
         "Scatter dy (N, C, OH, OW) to the argmax cells of an input of shape x_shape.");
+  m.def("relu_maxpool2d_forward", &maxpool_forward<T, true>, py::arg("x").noconvert(), py::arg("ph"),
+        py::arg("pw"), py::arg("stride"), py::arg("pad"),
+        "maxpool2d(relu(x)) in one pass -> (y, argmax int64, -1 where the window max is not > 0).");
+  m.def("maxpool2d_infer", &maxpool_infer<T>, py::arg("x").noconvert(), py::arg("ph"), py::arg("pw"),
+        py::arg("stride"), py::arg("pad"), py::arg("relu"),
+        "maxpool2d (of relu(x) if relu) -> y only: no argmax (inference).");
+  m.def("relu_maxpool2d_backward", &maxpool_backward<T, true>, py::arg("dy").noconvert(),
+        py::arg("argmax").noconvert(), py::arg("x_shape"), py::arg("ph"), py::arg("pw"), py::arg("stride"),
+        py::arg("pad"), "Scatter dy to the argmax cells, skipping -1 (relu_maxpool2d_forward's).");
   m.def("softmax_cross_entropy", &softmax_xent<T, int64_t>, py::arg("logits").noconvert(),
         py::arg("t").noconvert(), "logits (N, K), int64 labels (N,) -> (mean loss, dlogits).");
   m.def("softmax_cross_entropy", &softmax_xent<T, T>, py::arg("logits").noconvert(), py::arg("t").noconvert(),

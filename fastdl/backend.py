@@ -35,6 +35,8 @@ __all__ = [
     "get_num_threads",
     "show_config",
     "fallback_counts",
+    "set_fusion",
+    "fusion_enabled",
 ]
 
 #: Known backends, the reference first; ``auto`` tries them fastest first (reversed).
@@ -231,6 +233,27 @@ def fallback_counts() -> dict[tuple[str, str], int]:
     return dict(_fallbacks)
 
 
+# The models' fused layer paths (fastdl/models/_fuse.py): on unless FASTDL_FUSION=0 at import.
+_fusion = os.environ.get("FASTDL_FUSION", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def set_fusion(enabled: bool) -> None:
+    """Let the models run ``Convolution -> Relu (-> Pooling)`` as fused kernels (True, the
+    default) or the book's layers one by one (False: for teaching and for tests).
+
+    Process-wide, read at each forward pass; ``FASTDL_FUSION=0`` at import starts it off.
+    Either way the results agree to the test matrix's tolerances (see ``fastdl.ops``'
+    ``conv2d_bias_relu_forward`` and ``relu_maxpool2d_forward``).
+    """
+    global _fusion
+    _fusion = bool(enabled)
+
+
+def fusion_enabled() -> bool:
+    """Whether the models run fused layer paths (see :func:`set_fusion`)."""
+    return _fusion
+
+
 def show_config(file=None) -> str:
     """Print (and return) versions, backends, why any is missing, and threads."""
     import platform
@@ -246,6 +269,7 @@ def show_config(file=None) -> str:
         f"numpy {np.__version__}",
         f"active backend: {get_backend()}",
         f"threads: {get_num_threads()}",
+        f"fused layer paths: {'on' if _fusion else 'off'}",
         "backends:",
     ]
     for name in _MODULES:

@@ -25,7 +25,7 @@ from . import backend as _backend
 from .backends import numpy_ref as _ref
 from .backends.contract import KERNELS, conv_output_size
 
-__all__ = [*KERNELS, "conv_output_size", "ConvContext"]
+__all__ = [*KERNELS, "conv_output_size", "ConvContext", "PoolContext"]
 
 _FLOATS = (np.float32, np.float64)
 
@@ -112,6 +112,18 @@ class ConvContext:
     w_shape: tuple
     y_shape: tuple
     dtype: np.dtype
+    fused: bool = False  # from conv2d_bias_relu_forward
+
+
+@dataclass(frozen=True)
+class PoolContext:
+    """What :func:`relu_maxpool2d_backward` needs: the backend that ran forward and its state."""
+
+    backend: ModuleType
+    state: Any
+    x_shape: tuple
+    y_shape: tuple
+    dtype: np.dtype
 
 
 # --------------------------------------------------------------------------- kernels
@@ -134,11 +146,8 @@ def col2im(col, x_shape: Sequence[int], kh: int, kw: int, stride: int = 1, pad: 
     return _call("col2im", col, x_shape, kh, kw, stride, pad)
 
 
-def conv2d_forward(x, W, b=None, stride: int = 1, pad: int = 0) -> tuple[np.ndarray, ConvContext]:
-    """Convolution (cross-correlation, as the book): x (N, C, H, W), W (FN, C, kh, kw), b (FN,) or None.
-
-    Returns ``(y, ctx)``: y (N, FN, OH, OW) in x's dtype, ctx for :func:`conv2d_backward`.
-    """
+def _conv_args(x, W, b, stride, pad):
+    """Validated (x, W, b, stride, pad) of a convolution; b None means zeros."""
     x = _float_array(x, "x", 4)
     W = _float_array(W, "W", 4)
     _same_dtype(x, W, "W")
@@ -152,14 +161,41 @@ def conv2d_forward(x, W, b=None, stride: int = 1, pad: int = 0) -> tuple[np.ndar
     if b.shape != (FN,):
         raise ValueError(f"b must have shape ({FN},), got {b.shape}")
     kh, kw, stride, pad, OH, OW = _window(x.shape, kh, kw, stride, pad, "kernel")
+    return x, W, b, stride, pad
+
+
+def _with_context(kernel: str, x: np.ndarray, *args):
+    """Run a forward ``kernel`` whose state its own backend's backward reads: (mod, y, state)."""
     mod = _backend.backend_module()
-    out = mod.conv2d_forward(x, W, b, stride, pad)
+    out = getattr(mod, kernel)(x, *args)
     if out is NotImplemented:
-        _backend.count_fallback(_backend.get_backend(), "conv2d_forward")
+        _backend.count_fallback(_backend.get_backend(), kernel)
         mod = _ref
-        out = _ref.conv2d_forward(x, W, b, stride, pad)
+        out = getattr(_ref, kernel)(x, *args)
     y, state = out
+    return mod, y, state
+
+
+def conv2d_forward(x, W, b=None, stride: int = 1, pad: int = 0) -> tuple[np.ndarray, ConvContext]:
+    """Convolution (cross-correlation, as the book): x (N, C, H, W), W (FN, C, kh, kw), b (FN,) or None.
+
+    Returns ``(y, ctx)``: y (N, FN, OH, OW) in x's dtype, ctx for :func:`conv2d_backward`.
+    """
+    x, W, b, stride, pad = _conv_args(x, W, b, stride, pad)
+    mod, y, state = _with_context("conv2d_forward", x, W, b, stride, pad)
     return y, ConvContext(mod, state, x.shape, W.shape, y.shape, x.dtype)
+
+
+def _check_grad(dy, ctx, cls: type, forward: str) -> np.ndarray:
+    """dy as a C-contiguous array of the forward output's shape and dtype (ctx from ``forward``)."""
+    if not isinstance(ctx, cls):
+        raise TypeError(f"ctx must be the {cls.__name__} returned by {forward}, got {type(ctx).__name__}")
+    dy = _float_array(dy, "dy")
+    if dy.dtype != ctx.dtype:
+        raise TypeError(f"dy has dtype {dy.dtype} but the forward pass ran in {ctx.dtype}")
+    if dy.shape != ctx.y_shape:
+        raise ValueError(f"dy must have the forward output's shape {ctx.y_shape}, got {dy.shape}")
+    return dy
 
 
 def conv2d_backward(dy, ctx: ConvContext, need_dx: bool = True):
@@ -168,14 +204,34 @@ def conv2d_backward(dy, ctx: ConvContext, need_dx: bool = True):
     ``need_dx=False`` skips dx (the input layer of a network needs none).
     The backend that ran the forward pass runs the backward pass.
     """
-    if not isinstance(ctx, ConvContext):
-        raise TypeError(f"ctx must be the ConvContext returned by conv2d_forward, got {type(ctx).__name__}")
-    dy = _float_array(dy, "dy")
-    if dy.dtype != ctx.dtype:
-        raise TypeError(f"dy has dtype {dy.dtype} but the forward pass ran in {ctx.dtype}")
-    if dy.shape != ctx.y_shape:
-        raise ValueError(f"dy must have the forward output's shape {ctx.y_shape}, got {dy.shape}")
+    dy = _check_grad(dy, ctx, ConvContext, "conv2d_forward")
+    if ctx.fused:
+        raise TypeError("ctx comes from conv2d_bias_relu_forward: use conv2d_bias_relu_backward")
     return ctx.backend.conv2d_backward(dy, ctx.state, bool(need_dx))
+
+
+def conv2d_bias_relu_forward(x, W, b=None, stride: int = 1, pad: int = 0) -> tuple[np.ndarray, ConvContext]:
+    """``relu(conv2d(x, W) + b)`` in one pass over the output (the bias and ReLU in the store).
+
+    Arguments and shapes as :func:`conv2d_forward`; the values are those of
+    ``relu_forward(conv2d_forward(x, W, b, stride, pad)[0])[0]``.  Returns
+    ``(y, ctx)``, ctx for :func:`conv2d_bias_relu_backward`.
+    """
+    x, W, b, stride, pad = _conv_args(x, W, b, stride, pad)
+    mod, y, state = _with_context("conv2d_bias_relu_forward", x, W, b, stride, pad)
+    return y, ConvContext(mod, state, x.shape, W.shape, y.shape, x.dtype, fused=True)
+
+
+def conv2d_bias_relu_backward(dy, ctx: ConvContext, need_dx: bool = True):
+    """Gradients of :func:`conv2d_bias_relu_forward`: dy (N, FN, OH, OW) -> (dx or None, dW, db).
+
+    The ReLU's mask (output > 0) is applied to dy inside the kernel: the values
+    are those of ``conv2d_backward(relu_backward(dy, mask), ...)``.
+    """
+    dy = _check_grad(dy, ctx, ConvContext, "conv2d_bias_relu_forward")
+    if not ctx.fused:
+        raise TypeError("ctx comes from conv2d_forward: use conv2d_backward")
+    return ctx.backend.conv2d_bias_relu_backward(dy, ctx.state, bool(need_dx))
 
 
 def _pool_window(x_shape, ph, pw, stride, pad):
@@ -219,6 +275,52 @@ def maxpool2d_backward(dy, argmax, x_shape: Sequence[int], ph: int, pw: int,
         raise ValueError(f"argmax must have shape {want}, got {argmax.shape}")
     argmax = np.ascontiguousarray(argmax)
     return _call("maxpool2d_backward", dy, argmax, x_shape, ph, pw, stride, pad)
+
+
+def relu_maxpool2d_forward(x, ph: int, pw: int, stride: int | None = None, pad: int = 0):
+    """``maxpool2d(relu(x))`` in one pass over x: x (N, C, H, W) -> (y (N, C, OH, OW), ctx).
+
+    Window arguments as :func:`maxpool2d_forward`; the values are those of
+    ``maxpool2d_forward(relu_forward(x)[0], ...)[0]``.  ctx (a :class:`PoolContext`)
+    is for :func:`relu_maxpool2d_backward`; no ReLU mask of x's size is kept.
+    """
+    x = _float_array(x, "x", 4)
+    stride = ph if stride is None else stride
+    ph, pw, stride, pad, _, _ = _pool_window(x.shape, ph, pw, stride, pad)
+    mod, y, state = _with_context("relu_maxpool2d_forward", x, ph, pw, stride, pad)
+    return y, PoolContext(mod, state, x.shape, y.shape, x.dtype)
+
+
+def relu_maxpool2d_backward(dy, ctx: PoolContext) -> np.ndarray:
+    """Gradient of :func:`relu_maxpool2d_forward`: dy (N, C, OH, OW) -> dx (N, C, H, W).
+
+    dy goes to each window's first maximum where that maximum is > 0, as
+    ``relu_backward(maxpool2d_backward(dy, ...), x > 0)`` (exactly 0 elsewhere).
+    """
+    dy = _check_grad(dy, ctx, PoolContext, "relu_maxpool2d_forward")
+    return ctx.backend.relu_maxpool2d_backward(dy, ctx.state)
+
+
+def conv2d_infer(x, W, b=None, stride: int = 1, pad: int = 0, relu: bool = False) -> np.ndarray:
+    """The value of :func:`conv2d_forward` (of :func:`conv2d_bias_relu_forward` if ``relu``) alone.
+
+    For inference (``Model.predict``): nothing is kept for a backward pass.
+    Arguments and shapes as :func:`conv2d_forward`; y (N, FN, OH, OW).
+    """
+    x, W, b, stride, pad = _conv_args(x, W, b, stride, pad)
+    return _call("conv2d_infer", x, W, b, stride, pad, bool(relu))
+
+
+def maxpool2d_infer(x, ph: int, pw: int, stride: int | None = None, pad: int = 0,
+                    relu: bool = False) -> np.ndarray:
+    """The y of :func:`maxpool2d_forward` (of :func:`relu_maxpool2d_forward` if ``relu``) alone.
+
+    For inference: no argmax array.  Arguments as :func:`maxpool2d_forward`.
+    """
+    x = _float_array(x, "x", 4)
+    stride = ph if stride is None else stride
+    ph, pw, stride, pad, _, _ = _pool_window(x.shape, ph, pw, stride, pad)
+    return _call("maxpool2d_infer", x, ph, pw, stride, pad, bool(relu))
 
 
 def softmax_cross_entropy(logits, t) -> tuple[float, np.ndarray]:

@@ -23,7 +23,7 @@ void backward_data(const Geometry& g, const T* dy, const T* w, T* dx) {
     std::vector<int64_t> off;
     FlatJob<T> job{dy, g.FN * g.OH * g.OW, g.FN, g.OH, g.OW, g.kh - 1 - g.pad, g.kw - 1 - g.pad,
                    g.kh, g.kw, g.H, g.W, 0, 0, 0, 0, wt.data(), nullptr, g.C, dx,
-                   g.C * g.H * g.W, nullptr};
+                   g.C * g.H * g.W, nullptr, false};
     flat_geometry(job, off, K.lanes);
     run_flat(K, job, g.N);
     return;
@@ -55,7 +55,7 @@ void backward_data(const Geometry& g, const T* dy, const T* w, T* dx) {
   }
   TileJob<T> job{dy, g.FN * g.OH * g.OW, g.FN, g.OH * g.OW, B.data(), cp, g.C,
                  runs.a.data(), runs.b.data(), runs.len.data(), runs.start.data(), g.H * g.W,
-                 dx, g.C * g.H * g.W, nullptr, vchunk_of(K, nv)};
+                 dx, g.C * g.H * g.W, nullptr, vchunk_of(K, nv), false};
   run_tiles(K, job, g.N);
 }
 

@@ -30,9 +30,10 @@ struct Geometry {
   int64_t N, C, H, W, FN, kh, kw, stride, pad, OH, OW;
 };
 
-// y = conv(x, w) + bias (bias may be nullptr: no bias).
+// y = conv(x, w) + bias (bias may be nullptr: no bias); relu: y = max(that, 0) in the same
+// store (NaN kept, -0 -> +0: relu_forward's values bit for bit).
 template <class T>
-void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y);
+void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool relu = false);
 
 // dx (N, C, H, W) from dy (N, FN, OH, OW) and w.
 template <class T>

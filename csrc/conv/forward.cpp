@@ -6,7 +6,7 @@ namespace fastdl {
 namespace conv {
 
 template <class T>
-void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool relu) {
   if (g.N == 0 || g.FN == 0) return;
   const Kernels<T>& K = kernels<T>();
   const int64_t nv = ceil_div(g.FN, K.lanes), np = nv * K.lanes, taps = g.kh * g.kw;
@@ -17,7 +17,7 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
       for (int64_t k = 0; k < g.C * taps; ++k) wt[k * g.FN + f] = w[f * g.C * taps + k];
     std::vector<int64_t> off;
     FlatJob<T> job{x, g.C * g.H * g.W, g.C, g.H, g.W, g.pad, g.pad, g.kh, g.kw, g.OH, g.OW,
-                   0, 0, 0, 0, wt.data(), nullptr, g.FN, y, g.FN * g.OH * g.OW, bias};
+                   0, 0, 0, 0, wt.data(), nullptr, g.FN, y, g.FN * g.OH * g.OW, bias, relu};
     flat_geometry(job, off, K.lanes);
     run_flat(K, job, g.N);
     return;
@@ -44,12 +44,12 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
   }
   TileJob<T> job{x, g.C * g.H * g.W, g.C, g.H * g.W, B.data(), np, g.FN,
                  runs.a.data(), runs.b.data(), runs.len.data(), runs.start.data(), g.OH * g.OW,
-                 y, g.FN * g.OH * g.OW, bias, vchunk_of(K, nv)};
+                 y, g.FN * g.OH * g.OW, bias, vchunk_of(K, nv), relu};
   run_tiles(K, job, g.N);
 }
 
-template void forward<float>(const Geometry&, const float*, const float*, const float*, float*);
-template void forward<double>(const Geometry&, const double*, const double*, const double*, double*);
+template void forward<float>(const Geometry&, const float*, const float*, const float*, float*, bool);
+template void forward<double>(const Geometry&, const double*, const double*, const double*, double*, bool);
 
 }  // namespace conv
 }  // namespace fastdl

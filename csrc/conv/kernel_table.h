@@ -38,6 +38,7 @@ struct TileJob {
   int64_t dst_stride;     // elements between samples of dst
   const T* bias;          // (nout,) or nullptr
   int vchunk;             // output vectors per register tile
+  bool relu;              // store max(result + bias, 0) (NaN kept), as relu_forward
 };
 
 // Weight gradient of one group: dwt[((ky*kw + kx) * C + c) * np + fn] += sum over the
@@ -72,6 +73,7 @@ struct FlatJob {
   T* dst;                  // (N, nout, OH, OW)
   int64_t dst_stride;
   const T* bias;           // (nout,) or nullptr
+  bool relu;               // store max(result + bias, 0) (NaN kept), as relu_forward
 };
 
 // Weight gradient for stride 1 with pixels in the vector lanes: per sample,

@@ -7,7 +7,8 @@
 // tile), mmax(v) (tallest tile for v vectors), FLAT_F x FLAT_V (flat tile: channels x
 // vectors), DW_F x DW_T (flat weight-gradient tile: channels x taps), zero(), load(p),
 // store(p, r), load_n(p, n) / store_n(p, r, n) (first n lanes), set1(t), fma(a, b, c) =
-// a*b + c, add(a, b), transpose(r[W]).  See kernel_table.h for the data layouts.
+// a*b + c, add(a, b), relu(r) (max(r, 0) with NaN kept and -0 -> +0, as relu_forward),
+// transpose(r[W]).  See kernel_table.h for the data layouts.
 //
 // The body in parts, in the order they build on each other:
 //   kernels_pack.h     register transposes, packing, padded planes

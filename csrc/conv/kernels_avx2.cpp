@@ -25,6 +25,8 @@ struct VF {
   static R set1(T t) { return _mm256_set1_ps(t); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  // max(a, 0) gives +0 for -0 (the second operand on a tie) and 0 for NaN, put back by the blend.
+  static R relu(R a) { return _mm256_blendv_ps(_mm256_max_ps(a, zero()), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q)); }
   static __m256i mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
@@ -63,6 +65,7 @@ struct VD {
   static R set1(T t) { return _mm256_set1_pd(t); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static R relu(R a) { return _mm256_blendv_pd(_mm256_max_pd(a, zero()), a, _mm256_cmp_pd(a, a, _CMP_UNORD_Q)); }
   static __m256i mask(int n) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
   }

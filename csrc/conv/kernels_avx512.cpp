@@ -26,6 +26,8 @@ struct VF {
   static R set1(T t) { return _mm512_set1_ps(t); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  // max(a, 0) gives +0 for -0 (the second operand on a tie) and 0 for NaN, put back by the move.
+  static R relu(R a) { return _mm512_mask_mov_ps(_mm512_max_ps(a, zero()), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a); }
   static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static R load_n(const T* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static void store_n(T* p, R r, int n) { _mm512_mask_storeu_ps(p, mask(n), r); }
@@ -57,6 +59,7 @@ struct VD {
   static R set1(T t) { return _mm512_set1_pd(t); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static R relu(R a) { return _mm512_mask_mov_pd(_mm512_max_pd(a, zero()), _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q), a); }
   static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
   static R load_n(const T* p, int n) { return _mm512_maskz_loadu_pd(mask(n), p); }
   static void store_n(T* p, R r, int n) { _mm512_mask_storeu_pd(p, mask(n), r); }
@@ -89,7 +92,7 @@ inline void prefetch_write(const void* p) {
 // in elements, or 0).  The input is stored unpadded in width with zero rows above and
 // below, so tap (c, ky, kx) of a block is one shifted load, lanes whose column ox + kx - pw
 // leaves the image masked to zero (none for kx == pw), and that vector feeds F FMAs with
-// the weights broadcast from memory (accumulators start at the bias).  The output is far
+// the weights broadcast from memory (accumulators start at the bias; ReLU before the store if set).  The output is far
 // larger than L2, so the stores set the pace: each block prefetches its F output lines for
 // writing before its FMAs, which keeps the line transfers running underneath the
 // arithmetic.  (Measured and dropped, float: tiles of 8 channels by 3 blocks, fewer loads
@@ -139,6 +142,10 @@ void same_planes(const FlatJob<typename VT::T>& job, const typename VT::T* xb, i
       }
     }
     asm("" : "+r"(hw));  // again: recomputed addresses, not F spilled ones
+    if (job.relu) {
+#pragma GCC unroll 16
+      for (int j = 0; j < F; ++j) acc[j] = VT::relu(acc[j]);
+    }
     if (f0 >= 0 && f0 + L <= HW) {
 #pragma GCC unroll 16
       for (int j = 0; j < F; ++j) VT::store(dv + j * hw, acc[j]);

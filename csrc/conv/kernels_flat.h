@@ -83,9 +83,9 @@ void flat_conv(const FlatJob<typename VT::T>& job, int64_t n0, int64_t n1, typen
       T* d = job.dst + n * job.dst_stride + o * job.OH * job.OW;
       const T* sr = obuf + o * ld;
       if (job.Wp == job.OW) {
-        copy_add<VT>(sr, job.OH * job.OW, b, d);
+        copy_add<VT>(sr, job.OH * job.OW, b, d, job.relu);
       } else {
-        for (int64_t oy = 0; oy < job.OH; ++oy) copy_add<VT>(sr + oy * job.Wp, job.OW, b, d + oy * job.OW);
+        for (int64_t oy = 0; oy < job.OH; ++oy) copy_add<VT>(sr + oy * job.Wp, job.OW, b, d + oy * job.OW, job.relu);
       }
     }
   }

@@ -80,7 +80,7 @@ void tile_group(const TileJob<typename VT::T>& job, int64_t n0, int m, typename 
       const int vc = nv - v0 < job.vchunk ? nv - v0 : job.vchunk;
       pick_tile_v<VT, 1>(vc, m)(job, A, v0, p0, p1, obuf);
     }
-    // obuf (pixel, sample, channel) -> dst (sample, channel, pixel), plus bias.
+    // obuf (pixel, sample, channel) -> dst (sample, channel, pixel), plus bias, ReLU if set.
     for (int i = 0; i < m; ++i) {
       T* d = job.dst + (n0 + i) * job.dst_stride + p0;
       for (int64_t o0 = 0; o0 < job.nout; o0 += VT::W) {
@@ -89,7 +89,7 @@ void tile_group(const TileJob<typename VT::T>& job, int64_t n0, int m, typename 
           const int npx = p1 - p0 - pp < VT::W ? static_cast<int>(p1 - p0 - pp) : VT::W;
           transpose_block<VT>(obuf + (pp * m + i) * np + o0, m * np, npx, no,
                               d + o0 * job.pout + pp, job.pout, npx,
-                              job.bias ? job.bias + o0 : nullptr);
+                              job.bias ? job.bias + o0 : nullptr, job.relu);
         }
       }
     }

@@ -4,11 +4,12 @@
 
 // Block transpose through registers: out row k (k < nc) at dst + k * ld receives column k
 // of the nr x nc block (nr, nc <= W) whose rows start at src + r * ls; only the first
-// nstore elements of each out row are written, plus bias[k] if bias is given.
+// nstore elements of each out row are written, plus bias[k] if bias is given, through the
+// ReLU if relu is set.
 template <class VT>
 __attribute__((always_inline)) inline void transpose_block(
     const typename VT::T* src, int64_t ls, int nr, int nc, typename VT::T* dst, int64_t ld,
-    int nstore, const typename VT::T* bias) {
+    int nstore, const typename VT::T* bias, bool relu = false) {
   using R = typename VT::R;
   constexpr int W = VT::W;
   R v[W];
@@ -24,6 +25,10 @@ __attribute__((always_inline)) inline void transpose_block(
 #pragma GCC unroll 16
     for (int k = 0; k < W; ++k)
       if (k < nc) v[k] = VT::add(v[k], VT::set1(bias[k]));
+  }
+  if (relu) {
+#pragma GCC unroll 16
+    for (int k = 0; k < W; ++k) v[k] = VT::relu(v[k]);
   }
   if (nstore == W) {
 #pragma GCC unroll 16
@@ -80,16 +85,22 @@ inline int64_t even_block(int64_t n, int64_t bmax) {
 
 
 
-// d[0..n) = s[0..n) + b with whole and masked vectors.
+// d[0..n) = s[0..n) + b with whole and masked vectors, through the ReLU if relu is set.
 template <class VT>
-inline void copy_add(const typename VT::T* s, int64_t n, typename VT::T b, typename VT::T* d) {
+inline void copy_add(const typename VT::T* s, int64_t n, typename VT::T b, typename VT::T* d,
+                     bool relu = false) {
   constexpr int W = VT::W;
   const typename VT::R bv = VT::set1(b);
   int64_t k = 0;
-  for (; k + W <= n; k += W) VT::store(d + k, VT::add(VT::load(s + k), bv));
+  if (relu) {
+    for (; k + W <= n; k += W) VT::store(d + k, VT::relu(VT::add(VT::load(s + k), bv)));
+  } else {
+    for (; k + W <= n; k += W) VT::store(d + k, VT::add(VT::load(s + k), bv));
+  }
   if (k < n) {
     const int r = static_cast<int>(n - k);
-    VT::store_n(d + k, VT::add(VT::load_n(s + k, r), bv), r);
+    const typename VT::R v = VT::add(VT::load_n(s + k, r), bv);
+    VT::store_n(d + k, relu ? VT::relu(v) : v, r);
   }
 }
 

@@ -24,6 +24,7 @@ struct Lane {
   static R set1(T t) { return t; }
   static R fma(R a, R b, R c) { return a * b + c; }
   static R add(R a, R b) { return a + b; }
+  static R relu(R a) { return (a > R(0) || a != a) ? a : R(0); }
   static R load_n(const T* p, int n) { return n > 0 ? *p : R(0); }
   static void store_n(T* p, R r, int n) {
     if (n > 0) *p = r;

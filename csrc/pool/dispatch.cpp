@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "support/parallel.h"
 #include "support/cpu.h"
@@ -66,18 +67,31 @@ void forward_plane_2x2(const T* x, T* y, int64_t* am, int64_t H, int64_t W) {
   }
 }
 
-// Returns false if an argmax entry lies outside the plane (those entries are skipped).
+// Returns false if an argmax entry lies outside the plane (those entries are skipped);
+// with relu, -1 marks an output that passes no gradient on.
 template <class T>
-bool backward_plane(const T* dy, const int64_t* am, T* dx, int64_t H, int64_t W, int64_t OHW) {
+bool backward_plane(const T* dy, const int64_t* am, T* dx, int64_t H, int64_t W, int64_t OHW, bool relu) {
   const int64_t HW = H * W;
   bool ok = true;
   std::memset(dx, 0, sizeof(T) * HW);
   for (int64_t i = 0; i < OHW; ++i) {
     const int64_t k = am[i];
     if (k >= 0 && k < HW) dx[k] += dy[i];
-    else ok = false;
+    else if (!(relu && k == -1)) ok = false;
   }
   return ok;
+}
+
+// The fused ReLU on one plane of pooled outputs (see pool.h).
+template <class T>
+void relu_plane(T* y, int64_t* am, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = y[i];
+    if (!(v > T(0))) {
+      am[i] = -1;
+      if (v == v) y[i] = T(0);
+    }
+  }
 }
 
 using Fwd2x2F32 = void (*)(const float*, float*, int64_t*, int64_t, int64_t);
@@ -110,15 +124,19 @@ void forward_2x2(const T* x, T* y, int64_t* am, int64_t H, int64_t W) {
 
 template <class T>
 void maxpool2d_forward(const T* x, T* y, int64_t* argmax, int64_t NC, int64_t H, int64_t W,
-                       int64_t ph, int64_t pw, int64_t stride, int64_t pad, int64_t OH, int64_t OW) {
+                       int64_t ph, int64_t pw, int64_t stride, int64_t pad, int64_t OH, int64_t OW,
+                       bool relu) {
   const int64_t HW = H * W, OHW = OH * OW;
   const bool fast = ph == 2 && pw == 2 && stride == 2 && pad == 0 && HW < (int64_t{1} << 30);
   parallel_for(NC, NC * HW, [&](int64_t b, int64_t e) {
+    std::vector<int64_t> scratch(argmax ? 0 : static_cast<size_t>(OHW));  // stays in L1
     for (int64_t i = b; i < e; ++i) {
+      int64_t* am = argmax ? argmax + i * OHW : scratch.data();
       if (fast)
-        forward_2x2<T>(x + i * HW, y + i * OHW, argmax + i * OHW, H, W);
+        forward_2x2<T>(x + i * HW, y + i * OHW, am, H, W);
       else
-        forward_plane<T>(x + i * HW, y + i * OHW, argmax + i * OHW, H, W, ph, pw, stride, pad, OH, OW);
+        forward_plane<T>(x + i * HW, y + i * OHW, am, H, W, ph, pw, stride, pad, OH, OW);
+      if (relu) relu_plane<T>(y + i * OHW, am, OHW);
     }
   });
 }
@@ -126,7 +144,7 @@ void maxpool2d_forward(const T* x, T* y, int64_t* argmax, int64_t NC, int64_t H,
 template <class T>
 bool maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, int64_t H,
                         int64_t W, int64_t ph, int64_t pw, int64_t stride, int64_t pad,
-                        int64_t OH, int64_t OW) {
+                        int64_t OH, int64_t OW, bool relu) {
   const int64_t HW = H * W, OHW = OH * OW;
   bool dense = false;
   if constexpr (sizeof(T) == 4)
@@ -139,7 +157,7 @@ bool maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, i
         if (dense && maxpool2x2_backward_f32_avx512(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W))
           continue;
       }
-      if (!backward_plane<T>(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W, OHW))
+      if (!backward_plane<T>(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W, OHW, relu))
         ok.store(false, std::memory_order_relaxed);
     }
   });
@@ -147,12 +165,12 @@ bool maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, i
 }
 
 template void maxpool2d_forward<float>(const float*, float*, int64_t*, int64_t, int64_t, int64_t,
-                                       int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+                                       int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool);
 template void maxpool2d_forward<double>(const double*, double*, int64_t*, int64_t, int64_t, int64_t,
-                                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+                                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool);
 template bool maxpool2d_backward<float>(const float*, const int64_t*, float*, int64_t, int64_t,
-                                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+                                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool);
 template bool maxpool2d_backward<double>(const double*, const int64_t*, double*, int64_t, int64_t,
-                                         int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+                                         int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool);
 
 }  // namespace fastdl

@@ -10,16 +10,23 @@
 namespace fastdl {
 
 // x (NC, H, W) -> y, argmax (NC, OH, OW); T is float or double.
+// relu: the fused maxpool(relu(x)).  y = max(window max, 0) (NaN kept), which is the pool of
+// relu(x), and argmax = -1 where that maximum is not > 0: relu's mask is 0 there, so no
+// gradient flows (argmax of a window with a positive maximum is the unfused one).  Each plane's
+// outputs are fixed up while in cache: one pass over x, no mask of x's size.
+// argmax == nullptr (inference): no argmax array, each thread's plane goes to a scratch row.
 template <class T>
 void maxpool2d_forward(const T* x, T* y, int64_t* argmax, int64_t NC, int64_t H, int64_t W,
-                       int64_t ph, int64_t pw, int64_t stride, int64_t pad, int64_t OH, int64_t OW);
+                       int64_t ph, int64_t pw, int64_t stride, int64_t pad, int64_t OH, int64_t OW,
+                       bool relu = false);
 
 // dy, argmax (NC, OH, OW) -> dx (NC, H, W).  Returns false (dx then holds no meaning) if an
-// argmax entry lies outside [0, H*W); the caller raises.
+// argmax entry lies outside [0, H*W) (relu: outside [-1, H*W), -1 passing nothing on); the
+// caller raises.
 template <class T>
 bool maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, int64_t H,
                         int64_t W, int64_t ph, int64_t pw, int64_t stride, int64_t pad,
-                        int64_t OH, int64_t OW);
+                        int64_t OH, int64_t OW, bool relu = false);
 
 // SIMD fast paths for 2x2 windows, stride 2, no padding, float32, one plane at a time
 // (kernels_avx2.cpp / kernels_avx512.cpp).  OH = H/2, OW = W/2 (rounded down).

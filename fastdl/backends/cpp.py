@@ -81,3 +81,35 @@ def relu_forward(x: np.ndarray):
 def relu_backward(dout: np.ndarray, mask: np.ndarray):
     """dout, bool mask -> dout * mask; bit for bit the reference's."""
     return _cpp.relu_backward(dout, mask)
+
+
+def conv2d_bias_relu_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int):
+    """relu(conv2d(x, W) + b), the bias and ReLU in the kernel's store -> (y, state)."""
+    return _cpp.conv2d_bias_relu_forward(x, W, b, stride, pad)
+
+
+def conv2d_bias_relu_backward(dy: np.ndarray, state, need_dx: bool):
+    """dy -> (dx or None, dW, db) of the fused forward (dy masked by y > 0 in one pass)."""
+    return _cpp.conv2d_bias_relu_backward(dy, state, need_dx)
+
+
+def relu_maxpool2d_forward(x: np.ndarray, ph: int, pw: int, stride: int, pad: int):
+    """maxpool2d(relu(x)) in one pass over x -> (y, state); argmax -1 marks no gradient."""
+    y, argmax = _cpp.relu_maxpool2d_forward(x, ph, pw, stride, pad)
+    return y, (argmax, tuple(x.shape), ph, pw, stride, pad)
+
+
+def relu_maxpool2d_backward(dy: np.ndarray, state) -> np.ndarray:
+    """dy -> dx of the fused forward: dy scattered to the argmax cells, -1 skipped."""
+    argmax, x_shape, ph, pw, stride, pad = state
+    return _cpp.relu_maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad)
+
+
+def conv2d_infer(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int, relu: bool):
+    """The forward alone (relu: with the fused bias + ReLU), no state."""
+    return _cpp.conv2d_infer(x, W, b, stride, pad, relu)
+
+
+def maxpool2d_infer(x: np.ndarray, ph: int, pw: int, stride: int, pad: int, relu: bool):
+    """maxpool2d (of relu(x) if relu) without an argmax array."""
+    return _cpp.maxpool2d_infer(x, ph, pw, stride, pad, relu)

@@ -11,6 +11,8 @@ import numba
 from ._numba._common import set_num_threads, threads
 from ._numba.conv import conv2d_backward, conv2d_forward
 from ._numba.elementwise import relu_backward, relu_forward
+from ._numba.fused import (conv2d_bias_relu_backward, conv2d_bias_relu_forward, conv2d_infer, maxpool2d_infer,
+                           relu_maxpool2d_backward, relu_maxpool2d_forward)
 from ._numba.im2col import _im2col, col2im, im2col
 from ._numba.optim import adam_update
 from ._numba.pool import maxpool2d_backward, maxpool2d_forward

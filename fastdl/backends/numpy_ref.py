@@ -170,3 +170,49 @@ def relu_forward(x):
 def relu_backward(dout, mask):
     """dout, bool mask (same shape) -> dx = dout * mask in dout's dtype (NaN * 0 is NaN)."""
     return np.multiply(dout, mask, dtype=dout.dtype)
+
+
+# --------------------------------------------------------------------------- fused layer paths
+# Each is the composition of the unfused kernels above, so that it is correct by reading; the
+# fast backends fuse the passes.  States are private to the backend that made them.
+
+def conv2d_bias_relu_forward(x, W, b, stride, pad):
+    """relu(conv2d(x, W) + b): y (N, FN, OH, OW) and a state for the backward."""
+    z, conv_state = conv2d_forward(x, W, b, stride, pad)
+    y, mask = relu_forward(z)
+    return y, (conv_state, mask)
+
+
+def conv2d_bias_relu_backward(dy, state, need_dx):
+    """dy (N, FN, OH, OW) -> (dx or None, dW, db) of relu(conv2d(x, W) + b)."""
+    conv_state, mask = state
+    return conv2d_backward(relu_backward(dy, mask), conv_state, need_dx)
+
+
+def relu_maxpool2d_forward(x, ph, pw, stride, pad):
+    """maxpool2d(relu(x)): y (N, C, OH, OW) and a state for the backward."""
+    r, mask = relu_forward(x)
+    y, argmax = maxpool2d_forward(r, ph, pw, stride, pad)
+    return y, (mask, argmax, x.shape, ph, pw, stride, pad)
+
+
+def relu_maxpool2d_backward(dy, state):
+    """dy (N, C, OH, OW) -> dx (N, C, H, W) of maxpool2d(relu(x))."""
+    mask, argmax, x_shape, ph, pw, stride, pad = state
+    return relu_backward(maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad), mask)
+
+
+# --------------------------------------------------------------------------- inference
+# The forward values alone (Model.predict without training): nothing kept for a backward.
+
+def conv2d_infer(x, W, b, stride, pad, relu):
+    """y of :func:`conv2d_forward`, through :func:`relu_forward` if ``relu``."""
+    y = conv2d_forward(x, W, b, stride, pad)[0]
+    return relu_forward(y)[0] if relu else y
+
+
+def maxpool2d_infer(x, ph, pw, stride, pad, relu):
+    """y of :func:`maxpool2d_forward` (of ``relu_forward(x)`` if ``relu``)."""
+    if relu:
+        x = relu_forward(x)[0]
+    return maxpool2d_forward(x, ph, pw, stride, pad)[0]

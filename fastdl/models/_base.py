@@ -16,6 +16,7 @@ from .. import io
 from ..gradient import numerical_gradient as _numerical_gradient
 from ..init import RNGLike
 from ..layers import BatchNormalization, Dropout, SoftmaxWithLoss
+from ._fuse import compile_layers
 
 __all__ = ["Model"]
 
@@ -87,7 +88,9 @@ class Model:
     def predict(self, x: ArrayLike, train_flg: bool = False) -> np.ndarray:
         """Scores (logits) (N, output_size) in the model's dtype; ``train_flg`` for dropout/BN."""
         x = self._cast(x)
-        for layer in self.layers.values():
+        # fused runs (forward-only ones when not training) unless fastdl.set_fusion(False)
+        self._steps = compile_layers(self.layers.values(), train=train_flg)
+        for layer in self._steps:
             if isinstance(layer, (Dropout, BatchNormalization)):
                 x = layer.forward(x, train_flg)
             else:
@@ -119,7 +122,7 @@ class Model:
         """
         loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
-        for layer in reversed(self.layers.values()):
+        for layer in reversed(self._steps):  # the steps this batch's forward ran
             dout = layer.backward(dout)
         grads = {key: getattr(layer, attr) for key, (layer, attr) in self._grads.items()}
         if self.weight_decay_lambda:

@@ -3,7 +3,8 @@
 fastdl._cpp picks, per call, between two kernel families (channel-lane register tiles
 over groups of samples, and stride-1 "flat" pixel-lane kernels) and, per process, a SIMD
 level (AVX-512, AVX2, scalar).  FASTDL_CONV=tile|flat and FASTDL_CPU=scalar|avx2 force
-them, so each combination is checked against the NumPy reference in a subprocess.
+them, so each combination is checked against the NumPy reference in a subprocess (and the
+fused relu(conv + b) against the unfused kernels on the same path).
 """
 from __future__ import annotations
 
@@ -71,6 +72,13 @@ _CHECK = textwrap.dedent("""
             assert y.dtype == dx.dtype == dw.dtype == db.dtype == dt
             e = max(rel(y, y64), rel(dx, rdx), rel(dw, rdw), rel(db, rdb))
             worst[dt.__name__] = max(worst.get(dt.__name__, 0.0), e)
+            # the fused relu(conv + b) on this path: bit for bit the unfused kernels' values
+            yr, sr = _cpp.conv2d_bias_relu_forward(x, w, b, s, p)
+            z, mask = _cpp.relu_forward(y)
+            assert np.array_equal(yr, z, equal_nan=True), shape
+            got = _cpp.conv2d_bias_relu_backward(dy, sr, True)
+            want = _cpp.conv2d_backward(_cpp.relu_backward(dy, mask), st, True)
+            assert all(np.array_equal(g, h) for g, h in zip(got, want)), shape
     print(json.dumps({"level": _cpp.build_info()["cpu_level"], "worst": worst}))
 """)
 
