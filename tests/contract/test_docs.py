@@ -26,8 +26,7 @@ DOCUMENTS = [README, *sorted(DOCS.glob("*.md")), REPO / "benchmarks" / "README.m
              REPO / "examples" / "README.md"]
 
 #: Paths named although another branch creates them; checked as soon as they exist.
-#: examples/README.md is written on the examples branch: empty this set when it is merged.
-PENDING = {"examples/README.md"}
+PENDING: set[str] = set()
 
 # A repository path: starts at a top-level folder, not inside a longer path or a URL.
 _PATH = re.compile(r"(?<![\w/.~$-])((?:fastdl|csrc|tests|benchmarks|examples|docs|\.ci)/[\w.*/-]*)")
