@@ -81,9 +81,11 @@ def init() -> bool:
 def _mpi4py_missing() -> Optional[str]:
     import importlib.util
 
-    if importlib.util.find_spec("mpi4py") is None:
-        return 'mpi4py is not installed (pip install "fastdl[mpi]")'
-    return None
+    try:
+        found = importlib.util.find_spec("mpi4py") is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found else 'mpi4py is not installed (pip install "fastdl[mpi]")'
 
 
 def unavailable_reason() -> Optional[str]:
