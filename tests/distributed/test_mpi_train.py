@@ -78,7 +78,7 @@ def test_failed_rank_ends_the_run(mpiexec, fashion, tmp_path, hang):
     r = run_mpi(mpiexec, 2, [sys.executable, str(HERE / "_kill.py"), "train", *ARGS,
                              "--epochs", "3", "--out", str(out)],
                 cwd=tmp_path, timeout=180, FASTDL_MPI_TIMEOUT="10",
-                FASTDL_TEST_HANG="1" if hang else "0")
+                FASTDL_TEST_ACTION="hang" if hang else "kill")
     assert r.returncode != 0, r.stdout + r.stderr
     assert time.monotonic() - t0 < 180
     text = (r.stdout + r.stderr).lower()
@@ -88,3 +88,20 @@ def test_failed_rank_ends_the_run(mpiexec, fashion, tmp_path, hang):
         assert "terminat" in text or "abort" in text or "killed" in text, text
     ck = load_checkpoint(out / "checkpoint.ckpt")
     assert (ck.meta["epoch"], ck.meta["step"]) == (1, 0)
+
+
+def test_ctrl_c_on_one_rank_stops_all_at_the_same_step(mpiexec, fashion, tmp_path):
+    """Only rank 0 is interrupted (in epoch 2, its 9th step): the ranks agree to stop after
+    the same step, rank 0 saves that position, both exit with 130, and the run resumes."""
+    out = tmp_path / "run"
+    r = run_mpi(mpiexec, 2, [sys.executable, str(HERE / "_kill.py"), "train", *ARGS,
+                             "--epochs", "2", "--out", str(out)],
+                cwd=tmp_path, timeout=180, FASTDL_TEST_ACTION="sigint")
+    assert r.returncode == 130, r.stdout + r.stderr
+    assert r.stdout.count("stopped at epoch 1 batch 4;") == 1
+    ck = load_checkpoint(out / "checkpoint.ckpt")
+    assert (ck.meta["epoch"], ck.meta["step"], len(ck.meta["partial"]["losses"])) == (1, 4, 4)
+    r = run_mpi(mpiexec, 2, _fastdl("train", "--resume", "--epochs", "2", "--out", str(out)),
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [e["epoch"] for e in _history(out)["history"]] == [1, 2]
