@@ -11,8 +11,14 @@ from . import data, evaluate, train
 
 def _cmd_info(args: argparse.Namespace) -> int:
     import fastdl
+    from .. import distributed
 
     fastdl.show_config()
+    reason = distributed.unavailable_reason()
+    if reason is None:
+        print(f"distributed: rank {distributed.rank()} of {distributed.world_size()} (MPI)")
+    else:
+        print(f"distributed: unavailable: {reason}")
     return 0
 
 

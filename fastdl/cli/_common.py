@@ -27,9 +27,21 @@ def guard(func):
             return 130
         except (UsageError, CheckpointError, FileNotFoundError, FloatingPointError,
                 ValueError) as exc:
-            print(f"fastdl {args.command}: error: {exc}", file=sys.stderr)
+            _report(args.command, exc)
             return 2
     return run
+
+
+def _report(command: str, exc: Exception) -> None:
+    """One error line; under MPI, usage errors (the same on every rank) from rank 0 only,
+    and any other error with the rank that met it."""
+    from .. import distributed
+
+    r = distributed.rank()
+    if r and isinstance(exc, UsageError):
+        return
+    where = f" (rank {r} of {distributed.world_size()})" if distributed.world_size() > 1 else ""
+    print(f"fastdl {command}: error{where}: {exc}", file=sys.stderr)
 
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:

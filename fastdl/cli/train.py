@@ -138,16 +138,20 @@ def fit(model, optimizer, data: Data, state: dict[str, Any], epochs: int, out: P
     ``state`` (updated in place, stored in every checkpoint): ``epoch`` (completed),
     ``step`` (batches done in the current epoch), ``partial`` (that epoch's batch losses
     and seconds so far), ``history`` (one record per completed epoch), ``options``.
+    Under MPI (``mpirun -n N``) every rank trains its share of each batch; rank 0 alone
+    evaluates the validation split, prints and writes the (atomic) checkpoints.
     """
+    from ..distributed import rank as _rank
     from ..trainer import Trainer
 
+    rank = _rank()
     opts = state["options"]
     part = state["partial"]
     clock = [time.perf_counter()]
 
     def on_event(trainer: Trainer, rec: dict) -> None:
         if stop.requested:
-            trainer.stop_training = True
+            trainer.request_stop()
         if rec["event"] == "iteration":
             loss = rec["loss"]
             if not math.isfinite(loss):
@@ -158,15 +162,16 @@ def fit(model, optimizer, data: Data, state: dict[str, Any], epochs: int, out: P
             return
         record = {"epoch": rec["epoch"], "lr": optimizer.lr,
                   "train_loss": float(np.mean(part["losses"])), "train_acc": rec["train_acc"]}
-        if data.x_val is not None:
+        if data.x_val is not None and rank == 0:
             record["val_loss"], record["val_acc"], _ = evaluate(model, data.x_val, data.t_val)
         record["test_acc"] = rec["test_acc"]
         record["seconds"] = round(part["seconds"] + time.perf_counter() - clock[0], 3)
         state["history"].append(record)
         state["epoch"], state["step"] = rec["epoch"], 0
         part["losses"], part["seconds"] = [], 0.0
-        runs.save(out, model, optimizer, state)
-        print(runs.summary(record, epochs), flush=True)
+        if rank == 0:
+            runs.save(out, model, optimizer, state)
+            print(runs.summary(record, epochs), flush=True)
         optimizer.lr = opts["lr"] * opts["lr_decay"] ** rec["epoch"]  # the next epoch's
         clock[0] = time.perf_counter()
 
@@ -185,7 +190,8 @@ def fit(model, optimizer, data: Data, state: dict[str, Any], epochs: int, out: P
     if step:  # stopped mid-epoch: save the position inside it
         state["step"] = step
         part["seconds"] += time.perf_counter() - clock[0]
-        runs.save(out, model, optimizer, state)
+        if rank == 0:
+            runs.save(out, model, optimizer, state)
     return False
 
 
@@ -218,10 +224,17 @@ def _run_options(args: argparse.Namespace, saved: Optional[dict[str, Any]]) -> d
     return dict(saved)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    import fastdl
-    from ..checkpoint import load_checkpoint, restore
-    from ..optimizers import get_optimizer
+def _say(text: str) -> None:
+    """Print on rank 0 only (every line of ``fastdl train`` goes through here)."""
+    from .. import distributed
+
+    if distributed.rank() == 0:
+        print(text, flush=True)
+
+
+def _open_run(args: argparse.Namespace):
+    """(out, checkpoint path, checkpoint or None) of the run that --out and --resume name."""
+    from ..checkpoint import load_checkpoint
 
     out = Path(args.out)
     ckpt_path = out / CHECKPOINT
@@ -235,15 +248,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif ckpt_path.exists():
         raise UsageError(f"{out} already holds a run ({CHECKPOINT}); continue it with --resume "
                          f"or choose another --out")
-    setup_backend(args, *((ckpt.meta.get("backend"), ckpt.meta.get("threads")) if ckpt
-                           else (None, None)))
-    opts = _run_options(args, ckpt.meta["options"] if ckpt else None)
+    return out, ckpt_path, ckpt
+
+
+def _check_options(opts: dict[str, Any], world_size: int) -> None:
     if opts["batch_size"] < 1:
         raise UsageError(f"--batch-size must be >= 1, got {opts['batch_size']}")
+    if opts["batch_size"] % world_size:
+        raise UsageError(f"--batch-size {opts['batch_size']} is the global batch and must be "
+                         f"divisible by the {world_size} MPI ranks")
     if not 0 < opts["lr_decay"] <= 1:
         raise UsageError(f"--lr-decay must be in (0, 1], got {opts['lr_decay']}")
     if not 0 <= opts["val_split"] < 1:
         raise UsageError(f"--val-split must be in [0, 1), got {opts['val_split']}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import fastdl
+    from .. import distributed
+    from ..checkpoint import restore
+    from ..optimizers import get_optimizer
+
+    out, ckpt_path, ckpt = _open_run(args)
+    setup_backend(args, *((ckpt.meta.get("backend"), ckpt.meta.get("threads")) if ckpt
+                           else (None, None)))
+    opts = _run_options(args, ckpt.meta["options"] if ckpt else None)
+    world = distributed.world_size()
+    _check_options(opts, world)
     data = load_data(opts, flatten=_flat_input(opts["model"]))
     model = build(opts, data.input_shape, data.n_classes)
     optimizer = get_optimizer(opts["optimizer"], lr=opts["lr"])
@@ -253,32 +284,41 @@ def cmd_train(args: argparse.Namespace) -> int:
     if ckpt is not None:
         restore(ckpt, model, optimizer, ckpt_path)
         state.update({k: ckpt.meta[k] for k in ("epoch", "step", "partial", "history")})
-        print(f"resuming {out} at epoch {state['epoch']} batch {state['step']}", flush=True)
+        _say(f"resuming {out} at epoch {state['epoch']} batch {state['step']}")
     state["backend"] = fastdl.get_backend()
     state["threads"] = fastdl.get_num_threads()
-    out.mkdir(parents=True, exist_ok=True)
+    state["world_size"] = world
     epochs = args.epochs
     if epochs < state["epoch"] or epochs < 1:
         raise UsageError(f"--epochs {epochs}: the run has already completed {state['epoch']}")
-    print(f"training {model.name} on {data.name}: {len(data.x_train)} train, "
-          f"{0 if data.x_val is None else len(data.x_val)} val, {len(data.x_test)} test; "
-          f"{opts['optimizer']} lr {opts['lr']}"
-          f"{'' if opts['lr_decay'] == 1 else ' x ' + str(opts['lr_decay']) + '/epoch'}, "
-          f"batch {opts['batch_size']}, "
-          f"backend {state['backend']}, {state['threads']} threads", flush=True)
+    if distributed.rank() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    _say(f"training {model.name} on {data.name}: {len(data.x_train)} train, "
+         f"{0 if data.x_val is None else len(data.x_val)} val, {len(data.x_test)} test; "
+         f"{opts['optimizer']} lr {opts['lr']}"
+         f"{'' if opts['lr_decay'] == 1 else ' x ' + str(opts['lr_decay']) + '/epoch'}, "
+         f"batch {opts['batch_size']}, backend {state['backend']}, {state['threads']} threads"
+         + (f", {world} MPI ranks (batch {opts['batch_size'] // world} each)" if world > 1 else ""))
     finished = fit(model, optimizer, data, state, epochs, out)
+    return _finish(out, model, state, finished, epochs)
+
+
+def _finish(out: Path, model, state: dict[str, Any], finished: bool, epochs: int) -> int:
+    """Write the results (rank 0), say how the run ended; the exit status."""
+    from .. import distributed
+
+    test_acc = state["history"][-1]["test_acc"] if finished and state["history"] else None
+    if distributed.rank() == 0:
+        runs.write_results(out, model, state, test_acc)
     if not finished:
-        runs.write_results(out, model, state, None)
-        print(f"stopped at epoch {state['epoch']} batch {state['step']}; checkpoint saved in "
-              f"{ckpt_path}; continue with: fastdl train --out {out} --resume --epochs {epochs}",
-              flush=True)
+        _say(f"stopped at epoch {state['epoch']} batch {state['step']}; checkpoint saved in "
+             f"{out / CHECKPOINT}; continue with: fastdl train --out {out} --resume "
+             f"--epochs {epochs}")
         return 130
-    test_acc = state["history"][-1]["test_acc"] if state["history"] else None
-    runs.write_results(out, model, state, test_acc)
     total = sum(r["seconds"] for r in state["history"])
     if test_acc is not None:
-        print(f"done: test accuracy {test_acc:.4f} after {state['epoch']} epochs "
-              f"({total:.1f} s training); results in {out}", flush=True)
+        _say(f"done: test accuracy {test_acc:.4f} after {state['epoch']} epochs "
+             f"({total:.1f} s training); results in {out}")
     return 0
 
 
@@ -286,13 +326,18 @@ def register(subparsers) -> None:
     """Add ``fastdl train`` to ``fastdl``'s parser."""
     p = subparsers.add_parser(
         "train", help="train a network; checkpoints, history.json, learning curve, weights",
-        description="Train one of the book's networks. Results go to --out.")
+        description="Train one of the book's networks. Results go to --out. Started "
+                    "under `mpirun -n N` (pip install \"fastdl[mpi]\"), it trains "
+                    "data-parallel on N processes with the same results as one process "
+                    "(batch normalisation: per-process statistics); --resume works on any "
+                    "N that divides --batch-size.")
     p.add_argument("--model", choices=MODEL_NAMES, help="default simple_convnet")
     p.add_argument("--dataset", help="fashion-mnist (default), mnist, spiral, or a directory "
                                      "of IDX files")
     p.add_argument("--data-dir", help="directory searched first for the dataset files")
     p.add_argument("--epochs", type=int, default=10, help="total epochs (default 10)")
-    p.add_argument("--batch-size", type=int, help="default 100")
+    p.add_argument("--batch-size", type=int, help="global mini-batch (default 100); under "
+                   "`mpirun -n N` each of the N ranks takes batch/N of it, so N must divide it")
     p.add_argument("--optimizer", choices=OPTIMIZER_NAMES, help="default adam")
     p.add_argument("--lr", type=float, help="learning rate (default 0.001)")
     p.add_argument("--lr-decay", type=float, help="learning rate multiplier per epoch: epoch e "

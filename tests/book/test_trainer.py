@@ -89,3 +89,24 @@ def test_bad_arguments(spiral):
         Trainer(net, x, t, xt, tt, mini_batch_size=0)
     with pytest.raises(ValueError):
         Trainer(net, x, t, xt, tt, optimizer="rmsprpo")
+
+
+@pytest.mark.parametrize("kwargs, exc, name", [
+    ({"mini_batch_size": 2.5}, TypeError, "mini_batch_size"),
+    ({"mini_batch_size": "100"}, TypeError, "mini_batch_size"),
+    ({"mini_batch_size": True}, TypeError, "mini_batch_size"),
+    ({"mini_batch_size": -3}, ValueError, "mini_batch_size"),
+    ({"epochs": 1.5}, TypeError, "epochs"),
+    ({"evaluate_sample_num_per_epoch": 0}, ValueError, "evaluate_sample_num_per_epoch"),
+    ({"evaluate_sample_num_per_epoch": -1}, ValueError, "evaluate_sample_num_per_epoch"),
+    ({"evaluate_sample_num_per_epoch": 10**6}, ValueError, "evaluate_sample_num_per_epoch"),
+    ({"evaluate_sample_num_per_epoch": 2.0}, TypeError, "evaluate_sample_num_per_epoch"),
+])
+def test_bad_arguments_refused_at_construction(spiral, kwargs, exc, name):
+    """Issue 20: refused when the Trainer is made, naming the argument (not after an epoch)."""
+    (x, t), (xt, tt) = spiral
+    net = TwoLayerNet(2, 5, 3, seed=0)
+    with pytest.raises(exc, match=name):
+        Trainer(net, x, t, xt, tt, verbose=False, **kwargs)
+    Trainer(net, x, t, xt, tt, verbose=False, mini_batch_size=np.int64(10),
+            evaluate_sample_num_per_epoch=np.int32(len(x)))  # NumPy integers are fine
