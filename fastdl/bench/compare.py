@@ -86,11 +86,11 @@ def format_compare(rows: list[dict]) -> str:
     head = rows[0] if rows else {"expected": 1.0, "tolerance": 0.0}
     out = [f"Compared with the old report: the FMA probe expects every time x{head['expected']:.2f}; "
            f"faster/slower = beyond that by more than {head['tolerance']:.0%} (10% + the probe's spread):",
-           f"  {'case':30s} {'dtype':7s} {'thr':>3s} {'impl':6s} {'old':>10s} {'new':>10s} {'new/old':>8s}  verdict"]
+           f"  {'case':34s} {'dtype':7s} {'thr':>3s} {'impl':6s} {'old':>10s} {'new':>10s} {'new/old':>8s}  verdict"]
     for r in rows:
         ch = "-" if r["change"] is None else f"{r['change']:.2f}"
         verdict = "SLOWER" if r["verdict"] == "slower" else r["verdict"]
-        out.append(f"  {r['case']:30s} {r['dtype']:7s} {r['threads']:>3d} {r['impl']:6s} {_fmt_time(r['old_s']):>10s}"
+        out.append(f"  {r['case']:34s} {r['dtype']:7s} {r['threads']:>3d} {r['impl']:6s} {_fmt_time(r['old_s']):>10s}"
                    f" {_fmt_time(r['new_s']):>10s} {ch:>8s}  {verdict}")
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ("faster", "slower", "same", "new", "gone")}
     out.append("  " + ", ".join(f"{c} {v}" for v, c in counts.items() if c))
