@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .cases import PRETRAINED, TRAIN_NETS
 
 __all__ = ["torch_net"]
@@ -57,7 +59,7 @@ def torch_net(kind: str, name: str, dtype: Any):
                  cfg["output_size"]]
         layers = _mlp(nn, sizes, cfg.get("activation", "relu"), cfg.get("use_batchnorm", False),
                       cfg.get("dropout_ration", 0.0) if cfg.get("use_dropout") else 0.0)
-    model = nn.Sequential(*layers).to(torch.float64 if str(dtype).endswith("float64") else torch.float32)
+    model = nn.Sequential(*layers).to(torch.float64 if np.dtype(dtype) == np.float64 else torch.float32)
     return model.train() if kind == "train_step" else model.eval()
 
 

@@ -524,18 +524,20 @@ def test_every_book_network_is_a_case():
 _NET_CASES = [c for c in bench.CASES if c.kind in ("train_step", "predict")]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", _NET_CASES, ids=lambda c: c.name)
-def test_network_cases_run_on_every_implementation(case):
+def test_network_cases_run_on_every_implementation(case, dtype):
     """Every network case prepares on every backend (and torch when installed); the cheap ones run once."""
     impls = fastdl.available_backends() + (["torch"] if bench.torch_available() else [])
     cheap = case.flops() < 0.1e9
     for impl in impls:
-        fn = bench.prepare(case, impl, "float32", warmup=0)
+        fn = bench.prepare(case, impl, dtype, warmup=0)
         if cheap:
             with bench.impl_context(impl):
                 out = fn()
             if case.kind == "predict":
                 assert tuple(out.shape) == (bench.cases.predict_case(case.layer)[1], 10)
+                assert str(out.dtype).endswith(dtype)  # numpy float64 and torch.float64 alike
 
 
 def test_predict_loads_the_books_weights_when_found(monkeypatch):
