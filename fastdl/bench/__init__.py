@@ -4,8 +4,11 @@ The cases are the book's shapes at batch 100: SimpleConvNet's conv (1->30, 5x5
 on 28x28) and DeepConvNet's six 3x3 convs (forward, and backward without dx for
 each network's input layer), the four 2x2/2 max pools, softmax cross-entropy
 on (100, 10) and (4096, 1000), im2col/col2im, the Adam update of each network's
-largest parameter, and whole training steps
-(forward, backward, Adam update) of SimpleConvNet and DeepConvNet.  Each
+largest parameter, whole training steps (forward, backward, the book's
+optimizer) of every network the book trains (TwoLayerNet, MultiLayerNet,
+MultiLayerNetExtend with batch norm and dropout, SimpleConvNet, DeepConvNet),
+and ``predict`` at batch 1 and 1000 of its three pretrained networks, each with
+a roofline line (:mod:`~fastdl.bench.roofline`).  Each
 case runs on every fastdl backend and, when PyTorch is installed, on
 ``torch.nn.functional`` at the same thread count ("torch" rows).  The same
 case list drives the pytest-benchmark suite in ``benchmarks/``.

@@ -1,13 +1,18 @@
-"""The cases of ``fastdl bench``: the book's shapes at batch 100, and their FLOP counts."""
+"""The cases of ``fastdl bench``: the book's shapes at batch 100, its networks, and their FLOP and byte counts."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
+
+import numpy as np
 
 from .. import ops
+from . import roofline
 
 __all__ = ["Case", "CASES", "QUICK_CASES", "BATCH", "CONV_LAYERS", "POOL_LAYERS", "SOFTMAX_SHAPES",
-           "IM2COL_LAYERS", "ADAM_PARAMS"]
+           "IM2COL_LAYERS", "ADAM_PARAMS", "TRAIN_NETS", "PRETRAINED", "PREDICT_BATCHES", "build_net",
+           "net_input_shape", "predict_case"]
 
 #: (name, x shape, filters, kernel, pad, need_dx): every conv layer of the book's two CNNs.
 CONV_LAYERS = (
@@ -28,21 +33,58 @@ POOL_LAYERS = (
 )
 SOFTMAX_SHAPES = ((100, 10), (4096, 1000))
 IM2COL_LAYERS = ("simple.conv1", "deep.conv2", "deep.conv4")
-#: (in, out) of the affine layers, for the FLOP count of a training step.
 #: Adam cases: the largest parameter of each network (SimpleConvNet's first affine weight).
 ADAM_PARAMS = {"simple.affine1": (4320, 100), "deep.affine1": (1024, 50)}
-AFFINE_LAYERS = {"simple_convnet": ((4320, 100), (100, 10)), "deep_convnet": ((1024, 50), (50, 10))}
-NET_CONVS = {"simple_convnet": ("simple.conv1",),
-             "deep_convnet": tuple(f"deep.conv{i}" for i in range(1, 7))}
 BATCH = 100
+#: The networks the book trains, as it trains them: model class and arguments, optimizer and arguments.
+TRAIN_NETS = {
+    "two_layer_net": ("TwoLayerNet", {"input_size": 784, "hidden_size": 50, "output_size": 10},
+                      "SGD", {"lr": 0.1}),                                        # ch. 5 train_neuralnet
+    "multi_layer_net": ("MultiLayerNet", {"input_size": 784, "hidden_size_list": [100] * 4, "output_size": 10},
+                        "SGD", {"lr": 0.01}),                                     # ch. 6 optimizer_compare
+    "multi_layer_net_extend": ("MultiLayerNetExtend",                             # ch. 6 batch_norm, dropout
+                               {"input_size": 784, "hidden_size_list": [100] * 5, "output_size": 10,
+                                "use_batchnorm": True, "use_dropout": True, "dropout_ration": 0.2},
+                               "SGD", {"lr": 0.01}),
+    "simple_convnet": ("SimpleConvNet", {}, "Adam", {"lr": 0.001}),               # ch. 7 train_convnet
+    "deep_convnet": ("DeepConvNet", {}, "Adam", {"lr": 0.001}),                   # ch. 8 train_deepnet
+}
+#: The book's pretrained networks: model class and arguments, and the weight file published with the book.
+PRETRAINED = {
+    "sample_weight": ("MultiLayerNet", {"input_size": 784, "hidden_size_list": [50, 100], "output_size": 10,
+                                        "activation": "sigmoid"}, "sample_weight.pkl"),   # ch. 3
+    "simple_convnet": ("SimpleConvNet", {}, "simple_convnet_params.pkl"),                 # ch. 7
+    "deep_convnet": ("DeepConvNet", {}, "deep_convnet_params.pkl"),                       # ch. 8
+}
+PREDICT_BATCHES = (1, 1000)
+
+
+def build_net(kind: str, net: str, dtype) -> Any:
+    """The fastdl model of a ``train_step`` or ``predict`` case (seed 0), without weights loaded."""
+    from .. import models
+
+    cls_name, kwargs = (TRAIN_NETS[net] if kind == "train_step" else PRETRAINED[net])[:2]
+    return getattr(models, cls_name)(**kwargs, dtype=dtype, seed=0)
+
+
+def net_input_shape(net: str, batch: int) -> tuple[int, ...]:
+    """(batch, 784) for the fully connected nets, (batch, 1, 28, 28) for the convnets."""
+    return (batch, 1, 28, 28) if net.endswith("convnet") else (batch, 784)
+
+
+def predict_case(layer: str) -> tuple[str, int]:
+    """``"deep_convnet@1000"`` -> ``("deep_convnet", 1000)``."""
+    net, _, batch = layer.partition("@")
+    return net, int(batch)
 
 
 @dataclass(frozen=True)
 class Case:
     """One benchmark case: a kernel (or a training step) on one of the book's shapes."""
 
-    kind: str    # conv_fwd, conv_bwd, pool_fwd, pool_bwd, softmax_ce, im2col, col2im, adam, train_step
-    layer: str   # e.g. "deep.conv2", "simple.pool1", "4096x1000", "simple.affine1", "deep_convnet"
+    kind: str    # conv_fwd, conv_bwd, pool_fwd, pool_bwd, softmax_ce, im2col, col2im, adam, train_step, predict
+    layer: str   # e.g. "deep.conv2", "simple.pool1", "4096x1000", "simple.affine1", "deep_convnet",
+    #              "deep_convnet@1000" (predict: network @ batch)
 
     @property
     def name(self) -> str:
@@ -64,20 +106,55 @@ class Case:
             return f"logits{_fmt_shape(_softmax(self.layer))}"
         if self.kind == "adam":
             return f"W{_fmt_shape(ADAM_PARAMS[self.layer])} in place"
-        return f"batch {BATCH}, forward + backward + Adam"
+        if self.kind == "predict":
+            net, batch = predict_case(self.layer)
+            return f"x{_fmt_shape(net_input_shape(net, batch))}, inference"
+        return f"x{_fmt_shape(net_input_shape(self.layer, BATCH))}, forward + backward + {TRAIN_NETS[self.layer][2]}"
 
     def flops(self) -> int | None:
         """FLOPs of one call (multiply-add = 2, conv taps on padding not counted); None if not a FLOP kernel."""
-        if self.kind == "conv_fwd":
-            return _conv_flops(self.layer)
-        if self.kind == "conv_bwd":
-            return _conv_flops(self.layer) * (2 if _conv(self.layer)[5] else 1)
-        if self.kind == "train_step":
-            convs = NET_CONVS[self.layer]
-            total = sum(_conv_flops(c) * (3 if i else 2) for i, c in enumerate(convs))
-            total += sum(2 * BATCH * a * b * 3 for a, b in AFFINE_LAYERS[self.layer])
-            return total
-        return None
+        return self.cost("float32")[0] or None
+
+    def cost(self, dtype: Any) -> tuple[int, int]:
+        """(FLOPs, bytes that must move) of one call in ``dtype``: the rules of :mod:`~fastdl.bench.roofline`."""
+        return _cost(self, np.dtype(dtype).name)
+
+
+@functools.lru_cache(maxsize=None)
+def _cost(case: Case, dtype: str) -> tuple[int, int]:
+    it = np.dtype(dtype).itemsize
+    kind = case.kind
+    if kind in ("conv_fwd", "conv_bwd", "im2col", "col2im"):
+        _, xs, fn, k, pad, need_dx = _conv(case.layer)
+        oh, ow = ops.conv_output_size(xs[2], k, 1, pad), ops.conv_output_size(xs[3], k, 1, pad)
+        x, y, p = _size(xs), xs[0] * fn * oh * ow, fn * xs[1] * k * k + fn
+        col = xs[0] * oh * ow * xs[1] * k * k
+        f = roofline.conv_flops(xs, fn, k, 1, pad)
+        return {"conv_fwd": (f, (x + p + y) * it),
+                "conv_bwd": (f * (2 if need_dx else 1), (y + x + p + p + (x if need_dx else 0)) * it),
+                "im2col": (0, (x + col) * it), "col2im": (0, (col + x) * it)}[kind]
+    if kind in ("pool_fwd", "pool_bwd"):  # x and y (a quarter of x) at the dtype, the kernel's int64 argmax
+        x = _size(_pool(case.layer))
+        return 0, (x + x // 4) * it + x // 4 * 8
+    if kind == "softmax_ce":
+        n, k = _softmax(case.layer)
+        return 0, 2 * n * k * it + n * 8
+    if kind == "adam":
+        return 0, 7 * _size(ADAM_PARAMS[case.layer]) * it
+    if kind == "train_step":
+        model = build_net(kind, case.layer, dtype)
+        costs = roofline.model_costs(model, net_input_shape(case.layer, BATCH), train=True)
+        opt_bytes = roofline.optimizer_bytes(model, TRAIN_NETS[case.layer][2])
+        return sum(c["flops"] for c in costs), sum(c["bytes"] for c in costs) + opt_bytes
+    if kind == "predict":
+        net, batch = predict_case(case.layer)
+        costs = roofline.model_costs(build_net(kind, net, dtype), net_input_shape(net, batch), train=False)
+        return sum(c["flops"] for c in costs), sum(c["bytes"] for c in costs)
+    raise ValueError(f"unknown case kind {kind!r}")
+
+
+def _size(shape: Sequence[int]) -> int:
+    return int(np.prod(shape, dtype=np.int64))
 
 
 def _fmt_shape(s: Sequence[int]) -> str:
@@ -100,17 +177,6 @@ def _softmax(layer: str) -> tuple[int, int]:
     return int(n), int(k)
 
 
-def _valid_taps(size: int, k: int, stride: int, pad: int) -> int:
-    """Sum over output positions of the kernel taps that land inside [0, size)."""
-    out = ops.conv_output_size(size, k, stride, pad)
-    return sum(max(0, min(o * stride - pad + k, size) - max(o * stride - pad, 0)) for o in range(out))
-
-
-def _conv_flops(layer: str) -> int:
-    _, (n, c, h, w), fn, k, pad, _ = _conv(layer)
-    return 2 * n * fn * c * _valid_taps(h, k, 1, pad) * _valid_taps(w, k, 1, pad)
-
-
 def _all_cases() -> tuple[Case, ...]:
     cases = [Case("conv_fwd", c[0]) for c in CONV_LAYERS]
     cases += [Case("conv_bwd", c[0]) for c in CONV_LAYERS]
@@ -120,7 +186,8 @@ def _all_cases() -> tuple[Case, ...]:
     cases += [Case("im2col", c) for c in IM2COL_LAYERS]
     cases += [Case("col2im", c) for c in IM2COL_LAYERS]
     cases += [Case("adam", a) for a in ADAM_PARAMS]
-    cases += [Case("train_step", "simple_convnet"), Case("train_step", "deep_convnet")]
+    cases += [Case("train_step", net) for net in TRAIN_NETS]
+    cases += [Case("predict", f"{net}@{b}") for net in PRETRAINED for b in PREDICT_BATCHES]
     return tuple(cases)
 
 
@@ -130,4 +197,6 @@ QUICK_CASES: tuple[Case, ...] = (
     Case("pool_fwd", "simple.pool1"),
     Case("softmax_ce", "100x10"),
     Case("train_step", "simple_convnet"),
+    Case("train_step", "two_layer_net"),
+    Case("predict", "sample_weight@1"),
 )

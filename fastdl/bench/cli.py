@@ -12,9 +12,10 @@ from . import machine as _machine
 from .cases import CASES, QUICK_CASES
 from .cold_start import cold_start
 from .impls import torch_available
-from .roofline import add_peak_fractions
+from .roofline import add_peak_fractions, add_roofline
+from .runs import merge_runs
 from .report import (format_case_tables, format_cold_start, format_header, format_probe_note,
-                     format_summary, plot_report)
+                     format_roofline, format_summary, plot_report)
 from .compare import compare_reports, format_compare, settings_differences
 from .schema import SCHEMA, TORCH, load_report
 from .targets import check_targets, format_targets, load_targets
@@ -82,6 +83,8 @@ def register(subparsers) -> None:
     p.add_argument("--repeats", type=_positive_int, default=None, help="rounds; each samples every case on every implementation (default 9, quick 3)")
     p.add_argument("--min-time", type=_non_negative_float, default=None,
                    help="seconds per sample; short calls repeat inside a sample (default 0.002, quick 0.0005)")
+    p.add_argument("--runs", type=_positive_int, default=1, metavar="N",
+                   help="repeat the whole measurement N times; ratios are then min/median/max over the runs")
     p.add_argument("--warmup-calls", type=_non_negative_int, default=1, metavar="N",
                    help="untimed calls at the start of every sample, after its 1 ms pause (default 1; "
                         "0 times the first call too, as reports made before 2026-11-29 did)")
@@ -146,6 +149,9 @@ def main(args: argparse.Namespace) -> int:
     print()
     print(format_case_tables(report["results"]))
     print(format_summary(report["results"]))
+    roof = format_roofline(report["results"])
+    if roof:
+        print(roof)
     if args.targets:
         print(format_targets(check_targets(report["results"], _load_or_exit(args.targets, load_targets)),
                              args.targets))
@@ -164,7 +170,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"wrote {args.plot}")
     if old is not None:
         rows = compare_reports(old, report)
-        print(format_compare(rows, 0.10))
+        print(format_compare(rows))
         for line in settings_differences(old, report):
             print(f"note: measured differently: {line}")
     return 0
@@ -186,14 +192,22 @@ def _run(args: argparse.Namespace) -> dict:
     min_time = args.min_time if args.min_time is not None else (0.0005 if args.quick else 0.002)
     probe_before = _machine.fma_probe_gflops()
     store_before = _machine.store_probe_gbps()
+    copy_before = _machine.copy_probe_gbps()
     round_probes: list[float] = []
-    results, more_skipped = run_cases(cases, impls, args.dtype, threads, repeats, min_time,
-                                      progress=False if args.no_progress else None,
-                                      round_probes=round_probes, warmup_calls=args.warmup_calls)
+    runs, more_skipped = [], []
+    for _ in range(args.runs):
+        rows, more_skipped = run_cases(cases, impls, args.dtype, threads, repeats, min_time,
+                                       progress=False if args.no_progress else None,
+                                       round_probes=round_probes, warmup_calls=args.warmup_calls)
+        runs.append(rows)
+    results = merge_runs(runs)
     probes = [probe_before, _machine.fma_probe_gflops()] if probe_before is not None else []
+    copy = [copy_before, _machine.copy_probe_gbps()]
     # After the run: the peak is the best FMA reading of this run, and every BLAS/OpenMP pool is loaded.
     machine = _machine.machine_info(args.peak, probes + round_probes)
+    machine["copy_probe_gbps"] = copy
     add_peak_fractions(results, machine["peak_gflops_per_core_fp32"])
+    add_roofline(results, machine["peak_gflops_per_core_fp32"], max(copy))
     report = {
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -201,7 +215,8 @@ def _run(args: argparse.Namespace) -> dict:
         "machine": machine,
         "versions": _machine.versions(),
         "settings": {"impls": impls, "dtypes": list(args.dtype), "threads": threads, "quick": bool(args.quick),
-                     "repeats": repeats, "min_time_s": min_time, "warmup_calls": args.warmup_calls},
+                     "repeats": repeats, "min_time_s": min_time, "warmup_calls": args.warmup_calls,
+                     "runs": args.runs},
         "skipped": skipped + more_skipped,
         "results": results,
     }

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .. import backend as _backend
 from .. import ops
-from .cases import ADAM_PARAMS, BATCH, Case, _conv, _pool, _softmax
+from .cases import (ADAM_PARAMS, BATCH, PRETRAINED, TRAIN_NETS, Case, _conv, _pool, _softmax, build_net,
+                    net_input_shape, predict_case)
 from .schema import TORCH
+from .torch_nets import torch_net, torch_optimizer
 
 __all__ = ["Unavailable", "torch_available", "impl_context", "prepare", "set_threads"]
 
@@ -66,8 +69,11 @@ def _inputs(case: Case, dtype: np.dtype) -> dict[str, Any]:
         return {"p": rng.standard_normal(shape).astype(dtype), "g": rng.standard_normal(shape).astype(dtype),
                 "m": (0.1 * rng.standard_normal(shape)).astype(dtype), "v": (0.01 * rng.random(shape)).astype(dtype)}
     if case.kind == "train_step":
-        return {"x": rng.random((BATCH, 1, 28, 28)).astype(dtype),
+        return {"x": rng.random(net_input_shape(case.layer, BATCH)).astype(dtype),
                 "t": rng.integers(0, 10, BATCH).astype(np.int64)}
+    if case.kind == "predict":
+        net, batch = predict_case(case.layer)
+        return {"x": rng.random(net_input_shape(net, batch)).astype(dtype)}
     raise ValueError(f"unknown case kind {case.kind!r}")
 
 
@@ -103,22 +109,47 @@ def _fastdl_callable(case: Case, dtype: np.dtype) -> Callable[[], Any]:
         return lambda: ops.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7)
     if kind == "train_step":
         return _fastdl_train_step(case.layer, dtype, d["x"], d["t"])
+    if kind == "predict":
+        return _fastdl_predict(case.layer, dtype, d["x"])
     raise ValueError(f"unknown case kind {kind!r}")
 
 
 def _fastdl_train_step(net_name: str, dtype: np.dtype, x: np.ndarray, t: np.ndarray) -> Callable[[], Any]:
-    try:
-        from ..models import DeepConvNet, SimpleConvNet
-        from ..optimizers import Adam
-    except ImportError as exc:
-        raise Unavailable(f"fastdl models/optimizers not importable: {exc}") from exc
-    net = (SimpleConvNet if net_name == "simple_convnet" else DeepConvNet)(dtype=dtype, seed=0)
-    opt = Adam(lr=0.001)
+    """One step as the book trains the network: gradient by backprop, then its optimizer's update."""
+    from .. import optimizers
+
+    net = build_net("train_step", net_name, dtype)
+    _, _, opt_name, opt_kwargs = TRAIN_NETS[net_name]
+    opt = getattr(optimizers, opt_name)(**opt_kwargs)
 
     def step():
         opt.update(net.params, net.gradient(x, t))
 
     return step
+
+
+def book_weights(filename: str) -> str | None:
+    """The book's weight file, if found: ``$FASTDL_BOOK_WEIGHTS``, ``$FASTDL_DATA/book``,
+    ``$FASTDL_TEST_DATA/book`` or ``~/.cache/fastdl/book`` (else None)."""
+    dirs = [os.environ.get("FASTDL_BOOK_WEIGHTS")]
+    dirs += [os.path.join(os.environ[v], "book") for v in ("FASTDL_DATA", "FASTDL_TEST_DATA") if os.environ.get(v)]
+    dirs.append(os.path.join(os.path.expanduser("~"), ".cache", "fastdl", "book"))
+    for d in dirs:
+        if d and os.path.isfile(os.path.join(d, filename)):
+            return os.path.join(d, filename)
+    return None
+
+
+def _fastdl_predict(layer: str, dtype: np.dtype, x: np.ndarray) -> Callable[[], Any]:
+    """``predict`` (inference, no training-only work) with the book's weights when found, else seed 0."""
+    from .. import io
+
+    net_name, _ = predict_case(layer)
+    net = build_net("predict", net_name, dtype)
+    path = book_weights(PRETRAINED[net_name][2])
+    if path is not None:
+        net.load_state_dict(io.load_book_params(path))
+    return lambda: net.predict(x, train_flg=False)
 
 
 def _torch_callable(case: Case, dtype: np.dtype) -> Callable[[], Any]:
@@ -172,30 +203,17 @@ def _torch_callable(case: Case, dtype: np.dtype) -> Callable[[], Any]:
         return opt.step
     if kind == "train_step":
         return _torch_train_step(case.layer, dtype, T["x"], T["t"])
+    if kind == "predict":
+        return _torch_predict(case.layer, dtype, T["x"])
     raise ValueError(f"unknown case kind {kind!r}")
 
 
 def _torch_train_step(net_name: str, dtype: np.dtype, x, t) -> Callable[[], Any]:
-    """The book's network built from torch layers; Adam(lr=0.001); the input needs no gradient."""
-    import torch
+    """The book's network built from torch layers, its optimizer; the input needs no gradient."""
     from torch import nn
 
-    torch.manual_seed(0)
-    if net_name == "simple_convnet":
-        layers = [nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
-                  nn.Linear(4320, 100), nn.ReLU(), nn.Linear(100, 10)]
-    else:
-        def block(cin, cout, pad):
-            return [nn.Conv2d(cin, cout, 3, padding=pad), nn.ReLU()]
-
-        layers = (block(1, 16, 1) + block(16, 16, 1) + [nn.MaxPool2d(2, 2)]
-                  + block(16, 32, 1) + block(32, 32, 2) + [nn.MaxPool2d(2, 2)]
-                  + block(32, 64, 1) + block(64, 64, 1) + [nn.MaxPool2d(2, 2)]
-                  + [nn.Flatten(), nn.Linear(1024, 50), nn.ReLU(), nn.Dropout(0.5),
-                     nn.Linear(50, 10), nn.Dropout(0.5)])
-    model = nn.Sequential(*layers).to(torch.float64 if dtype == np.float64 else torch.float32)
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=0.001)
+    model = torch_net("train_step", net_name, dtype)
+    opt = torch_optimizer(net_name, model.parameters())
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
@@ -205,6 +223,19 @@ def _torch_train_step(net_name: str, dtype: np.dtype, x, t) -> Callable[[], Any]
         opt.step()
 
     return step
+
+
+def _torch_predict(layer: str, dtype: np.dtype, x) -> Callable[[], Any]:
+    """The network in eval mode under ``torch.inference_mode``."""
+    import torch
+
+    model = torch_net("predict", predict_case(layer)[0], dtype)
+
+    def predict():
+        with torch.inference_mode():
+            return model(x)
+
+    return predict
 
 
 def prepare(case: Case, impl: str, dtype: Any, warmup: int = 2) -> Callable[[], Any]:

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 __all__ = ["cpu_info", "simd_level", "blas_info", "peak_gflops", "fma_probe_gflops", "store_probe_gbps",
+           "copy_probe_gbps",
            "machine_info", "versions"]
 
 #: FP32 FLOPs per cycle and core by SIMD level, assuming two FMA units
@@ -189,6 +190,27 @@ def store_probe_gbps(nbytes: int = CONV1_OUTPUT_BYTES, trials: int = 7) -> float
         _cpp.store_probe(buf, float(k + 1))
         best = min(best, time.perf_counter() - start)
     return buf.nbytes / max(best, 1e-9) / 1e9
+
+
+def copy_probe_gbps(nbytes: int = CONV1_OUTPUT_BYTES, trials: int = 7) -> float:
+    """The rate one core reads and writes memory right now, in GB/s (bytes read + bytes written).
+
+    The best of ``trials`` copies (``numpy.copyto``, i.e. the C library's vectorised
+    memcpy) of one ``nbytes`` float32 buffer into another: a layer streams its
+    input in and its output out the same way.  The memory floor of the roofline
+    report is ``bytes / rate``.  Needs no extension.
+    """
+    import numpy as np
+
+    src = np.ones(max(1, nbytes // 4), dtype=np.float32)
+    dst = np.zeros_like(src)  # first touch outside the timing
+    np.copyto(dst, src)
+    best = float("inf")
+    for _ in range(trials):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.nbytes / max(best, 1e-9) / 1e9
 
 
 def machine_info(peak_override: float | None = None, probe: list[float] | None = None) -> dict[str, Any]:

@@ -8,9 +8,10 @@ import math
 import statistics
 
 from .machine import CONV1_OUTPUT_BYTES
+from .runs import run_range
 from .schema import SCHEMA, TORCH, load_report, validate_report  # noqa: F401 - re-exported
 
-__all__ = ["format_header", "format_case_tables", "format_summary", "format_probe_note",
+__all__ = ["format_header", "format_case_tables", "format_summary", "format_roofline", "format_probe_note",
            "format_cold_start", "plot_report"]
 
 
@@ -84,11 +85,15 @@ def format_header(report: dict) -> str:
         *([_probe_line(m["fma_probe_gflops"], peak)] if m.get("fma_probe_gflops") else []),
         *([_rounds_line(m["fma_probe_rounds_gflops"])] if m.get("fma_probe_rounds_gflops") else []),
         *([_store_line(m["store_probe_gbps"])] if m.get("store_probe_gbps") else []),
+        *([f"copy probe (one core reads and writes 5.0 MB, this run): {m['copy_probe_gbps'][0]:.1f} GB/s before "
+           f"the cases, {m['copy_probe_gbps'][1]:.1f} after; the roofline's memory floor uses the better"]
+          if m.get("copy_probe_gbps") else []),
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None),
         "not installed: " + (", ".join(k for k, val in v.items() if val is None) or "-"),
         f"implementations: {', '.join(st['impls'])}; dtypes: {', '.join(st['dtypes'])}; "
         f"threads: {', '.join(map(str, st['threads']))}; {st['repeats']} rounds, each sampling every case; "
-        f"{_warmup_text(st)}",
+        f"{_warmup_text(st)}" + (f"; {st['runs']} runs (ratios: median [min-max] over the runs)"
+                                 if st.get("runs", 1) > 1 else ""),
     ]
     by_reason: dict[str, list[str]] = {}
     for row in report["skipped"]:
@@ -153,11 +158,55 @@ def format_summary(results: list[dict]) -> str:
                 if impl != "numpy" and r["speedup_vs_numpy"] is not None:
                     extra.append(f"{r['speedup_vs_numpy']:.1f}x")
                 if impl != TORCH and r["ratio_to_torch"] is not None:
-                    extra.append(f"vs torch {r['ratio_to_torch']:.2f}")
+                    extra.append(f"vs torch {r['ratio_to_torch']:.2f}{_range_text(r, 'ratio_to_torch')}")
                 cells.append(_fmt_time(r["median_s"]) + (f" ({', '.join(extra)})" if extra else ""))
             out.append(f"| {case} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def _range_text(row: dict, field: str) -> str:
+    """`` [min-max]`` of ``field`` over the row's runs when there were several, else ''."""
+    rng = run_range(row, field)
+    if rng is None or len(row["runs"][field]) < 2:
+        return ""
+    return f" [{rng[0]:.2f}-{rng[2]:.2f}]"
+
+
+def format_roofline(results: list[dict]) -> str:
+    """A Markdown table per (dtype, threads): FLOPs, bytes, both floors and each time as a multiple of the
+    larger floor (1.0x = at the machine's limit; the rules in :mod:`fastdl.bench.roofline`)."""
+    tables: dict[tuple, dict[str, dict[str, dict]]] = {}
+    impls: list[str] = []
+    for r in results:
+        if r.get("roofline_multiple") is None:
+            continue
+        impls += [r["impl"]] if r["impl"] not in impls else []
+        tables.setdefault((r["dtype"], r["threads"]), {}).setdefault(r["case"], {})[r["impl"]] = r
+    out = []
+    for (dtype, threads), cases in tables.items():
+        out += [f"Roofline, {dtype}, {threads} thread{'s' if threads > 1 else ''}: time / max(compute floor, "
+                "memory floor)", "",
+                "| case | GFLOP | MB moved | compute floor | memory floor | " + " | ".join(impls) + " |",
+                "|---|---|---|---|---|" + "---|" * len(impls)]
+        for case, by_impl in cases.items():
+            first = next(iter(by_impl.values()))
+            cells = [f"{by_impl[i]['roofline_multiple']:.1f}x{_range_multiple(by_impl[i])}" if i in by_impl else "-"
+                     for i in impls]
+            out.append(f"| {case} | {(first['flops'] or 0) / 1e9:.3f} | {first['bytes'] / 1e6:.1f} | "
+                       f"{_fmt_time(first['compute_floor_s'])} | {_fmt_time(first['memory_floor_s'])} | "
+                       + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _range_multiple(row: dict) -> str:
+    """The roofline multiple's spread over the runs, from the per-run medians."""
+    rng = run_range(row, "median_s")
+    if rng is None or len(row["runs"]["median_s"]) < 2:
+        return ""
+    scale = row["roofline_multiple"] / row["median_s"]
+    return f" [{rng[0] * scale:.1f}-{rng[2] * scale:.1f}]"
 
 
 def format_probe_note(report: dict) -> str:

@@ -13,19 +13,25 @@ JSON report (``--json PATH``), schema ``"fastdl-bench/1"``::
                   "peak_gflops_per_core_fp32": float | null, "peak_source": str,
                   "fma_probe_gflops": [before, after],    # when the extension has a SIMD path
                   "store_probe_gbps": [before, after],    # when the extension is built
+                  "copy_probe_gbps": [before, after],     # read + write rate of one core (NumPy copy)
                   "fma_probe_rounds_gflops": [float]},    # a short FMA probe after every round
       "versions": {"python", "fastdl", "numpy", "numba", "scipy", "threadpoolctl",
                    "torch", "fastdl._cpp": str | null},
       "settings": {"impls": [str], "dtypes": [str], "threads": [int], "quick": bool,
                    "repeats": int, "min_time_s": float,
-                   "warmup_calls": int},                  # absent in reports before 2026-11-29: 0
+                   "warmup_calls": int,                   # absent in reports before 2026-11-29: 0
+                   "runs": int},                          # --runs; absent before 2026-12-03: 1
       "skipped": [{"impl": str, "reason": str}],
       "results": [{"case": str, "kind": str, "shape": str, "dtype": str, "threads": int,
                    "impl": str, "median_s": float, "min_s": float, "max_s": float,
                    "samples": int, "inner": int, "flops": int | null,
                    "gflops": float | null, "peak_fraction": float | null,
                    "speedup_vs_numpy": float | null, "ratio_to_torch": float | null,
-                   "fallbacks": [str]}],
+                   "fallbacks": [str],
+                   # from 2026-12-03: the roofline (fastdl.bench.roofline) and the per-run values
+                   "bytes": int, "compute_floor_s": float | null, "memory_floor_s": float | null,
+                   "roofline_multiple": float | null,
+                   "runs": {"median_s": [float], "speedup_vs_numpy": [...], "ratio_to_torch": [...]}}],
       "cold_start": [{"backend": str, "cache": "empty" | "warm", "threads": int,
                       "wall_s": float, "import_s": float, "setup_s": float,
                       "first_step_s": float, "second_step_s": float}]   # only with --cold-start
@@ -72,6 +78,8 @@ _RESULT_FIELDS = {
     "flops": (int, type(None)), "gflops": _OPT_NUM, "peak_fraction": _OPT_NUM,
     "speedup_vs_numpy": _OPT_NUM, "ratio_to_torch": _OPT_NUM, "fallbacks": (list,),
 }
+#: Roofline fields (absent in reports before 2026-12-03).
+_OPTIONAL_RESULT_FIELDS = ("bytes", "compute_floor_s", "memory_floor_s", "roofline_multiple")
 _COLD_FIELDS = {"backend": (str,), "cache": (str,), "threads": (int,), "wall_s": _NUM,
                 "import_s": _NUM, "setup_s": _NUM, "first_step_s": _NUM, "second_step_s": _NUM}
 
@@ -88,7 +96,7 @@ def validate_report(report: Any) -> dict:
                                  "peak_gflops_per_core_fp32": _OPT_NUM, "peak_source": (str,)})
     _check_fields(m["cpu"], "machine.cpu", {"model": (str,), "logical_cores": (int, type(None)),
                                             "usable_cores": (int,), "simd": (str,), "mhz": _OPT_NUM})
-    for key, unit in (("fma_probe_gflops", "GFLOP/s"), ("store_probe_gbps", "GB/s")):
+    for key, unit in (("fma_probe_gflops", "GFLOP/s"), ("store_probe_gbps", "GB/s"), ("copy_probe_gbps", "GB/s")):
         pair = m.get(key)
         _check(pair is None or (_positive_numbers(pair) and len(pair) == 2),
                f"machine.{key}", f"expected [before, after] in {unit}")
@@ -106,9 +114,17 @@ def validate_report(report: Any) -> dict:
     _check(type(wc) is int and wc >= 0, "settings.warmup_calls", "expected an int >= 0")
     for i, row in enumerate(report["skipped"]):
         _check_fields(row, f"skipped[{i}]", {"impl": (str,), "reason": (str,)})
+    runs = report["settings"].get("runs", 1)
+    _check(type(runs) is int and runs >= 1, "settings.runs", "expected an int >= 1")
     for i, row in enumerate(report["results"]):
         where = f"results[{i}]"
         _check_fields(row, where, _RESULT_FIELDS)
+        for key in _OPTIONAL_RESULT_FIELDS:
+            _check(isinstance(row.get(key), _OPT_NUM) and not isinstance(row.get(key), bool), f"{where}.{key}",
+                   "expected a number or null")
+        _check(not isinstance(row.get("runs"), dict) or all(
+            isinstance(v, list) and len(v) == runs for v in row["runs"].values()), f"{where}.runs",
+            f"expected a list of {runs} values per field")
         _check(0 < row["min_s"] <= row["median_s"] <= row["max_s"], where, "expected 0 < min_s <= median_s <= max_s")
         _check(row["samples"] >= 1 and row["inner"] >= 1, where, "samples and inner must be >= 1")
         _check(all(isinstance(k, str) for k in row["fallbacks"]), f"{where}.fallbacks", "expected strings")

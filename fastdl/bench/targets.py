@@ -81,11 +81,11 @@ def check_targets(results: list[dict], rules: list[dict]) -> list[dict]:
 
 def format_targets(rows: list[dict], source: str = "") -> str:
     out = [f"Targets{' of ' + source if source else ''}, this run:",
-           f"  {'issue':5s} {'impl':5s} {'case':30s} {'thr':>3s} {'measured':>9s}  {'target':22s} "
+           f"  {'issue':5s} {'impl':5s} {'case':34s} {'thr':>3s} {'measured':>9s}  {'target':22s} "
            f"{'what':22s} result"]
     for t in rows:
         v = f"{100 * t['value']:.0f}%" if t["what"] in _FRACTIONS else f"{t['value']:.2f}x"
-        out.append(f"  {t['issue']:<5d} {t['impl']:5s} {t['case']:30s} {t['threads']:>3d} {v:>9s}  "
+        out.append(f"  {t['issue']:<5d} {t['impl']:5s} {t['case']:34s} {t['threads']:>3d} {v:>9s}  "
                    f"{t['goal']:22s} {t['what']:22s} {'met' if t['ok'] else 'MISSED'}")
     out.append(f"  {sum(t['ok'] for t in rows)} of {len(rows)} met")
     return "\n".join(out) + "\n"

@@ -122,7 +122,8 @@ class _CaseTiming:
         """The JSON result rows of the samples taken (and the prepared calls released)."""
         self.fns.clear()
         case, dtype = self.case, self.dtype
-        flops = case.flops()
+        flops, nbytes = case.cost(dtype)
+        flops = flops or None
         med = {impl: statistics.median(s) for impl, s in self.samples.items()}
         rows = []
         for impl, s in self.samples.items():
@@ -132,7 +133,8 @@ class _CaseTiming:
                 "threads": threads, "impl": impl,
                 "median_s": med[impl], "min_s": min(s), "max_s": max(s), "samples": len(s),
                 "inner": self.inner[impl],
-                "flops": flops, "gflops": gflops, "peak_fraction": None,  # set with the run's peak: roofline.add_peak_fractions
+                "flops": flops, "bytes": nbytes, "gflops": gflops,
+                "peak_fraction": None,  # set from the run's peak: roofline.add_peak_fractions
                 "speedup_vs_numpy": med["numpy"] / med[impl] if "numpy" in med else None,
                 "ratio_to_torch": med[impl] / med[TORCH] if TORCH in med else None,
                 "fallbacks": self.fallbacks.get(impl, []),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import copy as copy_mod
 import importlib.util
 import json
 import os
@@ -443,3 +444,176 @@ def test_cold_start_numpy():
         assert r["backend"] == "numpy" and r["threads"] == 1
         assert r["wall_s"] > r["import_s"] > 0 and r["setup_s"] > 0
         assert r["first_step_s"] > 0 and r["second_step_s"] > 0
+
+
+# --------------------------------------------------------------------------- issue 16: roofline, networks, runs
+
+
+def test_roofline_floors_from_given_probe_readings():
+    """Floors follow from the counts and the probes: compute = FLOPs / (peak x threads), memory =
+    bytes / (copy rate x threads), the multiple = time / the larger floor."""
+    from fastdl.bench import roofline
+    rows = [
+        {"threads": 1, "dtype": "float32", "flops": 2_000_000_000, "bytes": 100_000_000, "median_s": 0.04},
+        {"threads": 2, "dtype": "float32", "flops": 2_000_000_000, "bytes": 100_000_000, "median_s": 0.04},
+        {"threads": 1, "dtype": "float64", "flops": 100_000_000, "bytes": 400_000_000, "median_s": 0.05},
+        {"threads": 1, "dtype": "float32", "flops": None, "bytes": 10_000_000, "median_s": 0.002},
+    ]
+    roofline.add_roofline(rows, peak_per_core=100.0, copy_gbps=20.0)
+    # 2 GFLOP at 100 GFLOP/s: 20 ms; 100 MB at 20 GB/s: 5 ms; 40 ms / 20 ms = 2x
+    assert rows[0]["compute_floor_s"] == pytest.approx(0.02) and rows[0]["memory_floor_s"] == pytest.approx(0.005)
+    assert rows[0]["roofline_multiple"] == pytest.approx(2.0)
+    assert rows[1]["compute_floor_s"] == pytest.approx(0.01) and rows[1]["roofline_multiple"] == pytest.approx(4.0)
+    # float64: half the peak (2 ms); 400 MB at 20 GB/s: 20 ms is the larger floor
+    assert rows[2]["compute_floor_s"] == pytest.approx(0.002) and rows[2]["roofline_multiple"] == pytest.approx(2.5)
+    assert rows[3]["compute_floor_s"] is None and rows[3]["roofline_multiple"] == pytest.approx(4.0)
+    roofline.add_roofline(rows, peak_per_core=None, copy_gbps=None)
+    assert all(r["roofline_multiple"] is None for r in rows)
+
+
+def test_training_step_counts_are_the_sum_of_its_layers():
+    """FLOPs of a step = the layers' sum (conv: forward + dW + dx but the input layer's; affine x3);
+    bytes by the README's rules, checked by hand on TwoLayerNet."""
+    from fastdl.bench import cases, roofline
+    for net, convs in (("simple_convnet", ["simple.conv1"]), ("deep_convnet", [f"deep.conv{i}" for i in range(1, 7)])):
+        affine = {"simple_convnet": ((4320, 100), (100, 10)), "deep_convnet": ((1024, 50), (50, 10))}[net]
+        want = sum(bench.Case("conv_fwd", c).flops() * (3 if i else 2) for i, c in enumerate(convs))
+        want += sum(2 * 100 * a * b * 3 for a, b in affine)
+        assert bench.Case("train_step", net).flops() == want
+        model = cases.build_net("train_step", net, "float32")
+        layers = roofline.model_costs(model, (100, 1, 28, 28), train=True)
+        assert sum(c["flops"] for c in layers) == want and layers[-1]["name"] == "SoftmaxWithLoss"
+    n, d, h, k, it = 100, 784, 50, 10, 4
+
+    def affine(i, o):  # forward x, W, b, y; backward dy, x, W and b, dW and db, dx
+        p = i * o + o
+        return (n * i + p + n * o) + (n * o + n * i + p + p + n * i)
+
+    relu = 4 * n * h * it + 2 * n * h  # y, x, dy, dx at 4 bytes; the mask written and read at 1 byte
+    softmax = 2 * n * k * it + n * 8   # logits, dx; int64 labels
+    sgd = 3 * (d * h + h + h * k + k) * it
+    flops, nbytes = bench.Case("train_step", "two_layer_net").cost("float32")
+    assert flops == 3 * 2 * n * (d * h + h * k)
+    assert nbytes == (affine(d, h) + affine(h, k)) * it + relu + softmax + sgd
+    f64 = bench.Case("train_step", "two_layer_net").cost("float64")
+    assert f64[0] == flops and f64[1] > nbytes
+
+
+def test_inference_counts_forward_only():
+    flops, nbytes = bench.Case("predict", "sample_weight@1000").cost("float32")
+    assert flops == 2 * 1000 * (784 * 50 + 50 * 100 + 100 * 10)
+    one = bench.Case("predict", "sample_weight@1").cost("float32")
+    assert one[0] * 1000 == flops and one[1] < nbytes
+    deep = bench.Case("predict", "deep_convnet@1").flops()
+    assert deep * 3 < bench.Case("train_step", "deep_convnet").flops() / 100 * 1.01  # no backward
+
+
+def test_every_book_network_is_a_case():
+    names = {c.name for c in bench.CASES}
+    for net in ("two_layer_net", "multi_layer_net", "multi_layer_net_extend", "simple_convnet", "deep_convnet"):
+        assert f"train_step {net}" in names
+    for net in ("sample_weight", "simple_convnet", "deep_convnet"):
+        assert {f"predict {net}@1", f"predict {net}@1000"} <= names
+    extend = bench.cases.build_net("train_step", "multi_layer_net_extend", "float32")
+    kinds = {type(layer).__name__ for layer in extend.layers.values()}
+    assert {"BatchNormalization", "Dropout", "Affine", "Relu"} <= kinds
+    sample = bench.cases.build_net("predict", "sample_weight", "float32")
+    assert "Sigmoid" in {type(layer).__name__ for layer in sample.layers.values()}
+
+
+_NET_CASES = [c for c in bench.CASES if c.kind in ("train_step", "predict")]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", _NET_CASES, ids=lambda c: c.name)
+def test_network_cases_run_on_every_implementation(case, dtype):
+    """Every network case prepares on every backend (and torch when installed); the cheap ones run once."""
+    impls = fastdl.available_backends() + (["torch"] if bench.torch_available() else [])
+    cheap = case.flops() < 0.1e9
+    for impl in impls:
+        fn = bench.prepare(case, impl, dtype, warmup=0)
+        if cheap:
+            with bench.impl_context(impl):
+                out = fn()
+            if case.kind == "predict":
+                assert tuple(out.shape) == (bench.cases.predict_case(case.layer)[1], 10)
+                assert str(out.dtype).endswith(dtype)  # numpy float64 and torch.float64 alike
+
+
+def test_predict_loads_the_books_weights_when_found(monkeypatch):
+    from fastdl.bench import impls
+    data = os.environ.get("FASTDL_TEST_DATA")
+    if not data or not os.path.isfile(os.path.join(data, "book", "sample_weight.pkl")):
+        pytest.skip("the book's weights are not here (FASTDL_TEST_DATA/book)")
+    monkeypatch.delenv("FASTDL_BOOK_WEIGHTS", raising=False)
+    assert impls.book_weights("sample_weight.pkl") == os.path.join(data, "book", "sample_weight.pkl")
+    monkeypatch.setenv("FASTDL_BOOK_WEIGHTS", "/nonexistent")
+    monkeypatch.setenv("HOME", "/nonexistent")
+    monkeypatch.delenv("FASTDL_TEST_DATA")
+    monkeypatch.delenv("FASTDL_DATA", raising=False)
+    assert impls.book_weights("sample_weight.pkl") is None
+
+
+def _run_row(case, impl, median, **kw):
+    return _row(case, impl, 1, median, min_s=median * 0.9, max_s=median * 1.1, samples=3, **kw)
+
+
+def test_runs_give_min_median_max_of_each_ratio():
+    from fastdl.bench import runs
+    per_run = [
+        [_run_row("train_step deep_convnet", "cpp", 0.05, ratio_to_torch=0.5),
+         _run_row("train_step deep_convnet", "torch", 0.10, ratio_to_torch=1.0)],
+        [_run_row("train_step deep_convnet", "cpp", 0.07, ratio_to_torch=0.7),
+         _run_row("train_step deep_convnet", "torch", 0.10, ratio_to_torch=1.0)],
+        [_run_row("train_step deep_convnet", "cpp", 0.04, ratio_to_torch=0.4),
+         _run_row("train_step deep_convnet", "torch", 0.10, ratio_to_torch=1.0)],
+    ]
+    merged = {r["impl"]: r for r in runs.merge_runs(per_run)}
+    cpp = merged["cpp"]
+    assert cpp["runs"]["ratio_to_torch"] == [0.5, 0.7, 0.4] and cpp["ratio_to_torch"] == 0.5
+    assert runs.run_range(cpp, "ratio_to_torch") == (0.4, 0.5, 0.7)
+    assert cpp["median_s"] == 0.05 and cpp["samples"] == 9
+    assert cpp["min_s"] == pytest.approx(0.036) and cpp["max_s"] == pytest.approx(0.077)
+    assert cpp["gflops"] == pytest.approx(cpp["flops"] / 0.05 / 1e9)
+    assert "vs torch 0.50 [0.40-0.70]" in bench_report.format_summary(list(merged.values()))
+
+
+def _report(rows, rounds):
+    return {"machine": {"fma_probe_rounds_gflops": rounds}, "settings": {}, "results": rows}
+
+
+def test_compare_flags_only_what_the_probe_does_not_explain():
+    old = _report([_row("conv_fwd deep.conv1", "cpp", 1, 1.0), _row("conv_fwd deep.conv2", "cpp", 1, 1.0),
+                   _row("conv_fwd deep.conv3", "cpp", 1, 1.0)], [150.0, 150.0, 150.0])
+    # the new machine's probe reads 100 instead of 150: every time is expected 1.5x; the rounds spread 10%
+    new = _report([_row("conv_fwd deep.conv1", "cpp", 1, 1.6), _row("conv_fwd deep.conv2", "cpp", 1, 2.0),
+                   _row("conv_fwd deep.conv3", "cpp", 1, 1.0)], [100.0, 110.0, 100.0])
+    assert compare.machine_factor(old, new) == pytest.approx(1.5)
+    assert compare.probe_noise(new) == pytest.approx(0.1)
+    rows = compare.compare_reports(old, new)
+    assert [r["verdict"] for r in rows] == ["same", "slower", "faster"]
+    assert rows[0]["tolerance"] == pytest.approx(0.2) and rows[0]["expected"] == pytest.approx(1.5)
+    assert "SLOWER" in compare.format_compare(rows)
+    # with several runs, overlapping run ranges are not a change
+    for rep, meds in ((old, [1.0, 1.4]), (new, [1.9, 2.1])):
+        rep["results"][1]["runs"] = {"median_s": meds}
+    assert compare.compare_reports(old, new)[1]["verdict"] == "same"  # 1.9 <= 1.4 * 1.5
+
+
+def test_quick_report_has_roofline_and_runs(quick_run):
+    report, _, stdout = quick_run
+    assert report["settings"]["runs"] == 1
+    assert "Roofline, float32" in stdout
+    copy = report["machine"]["copy_probe_gbps"]
+    assert len(copy) == 2 and all(g > 0 for g in copy)
+    for r in report["results"]:
+        case = bench.Case(*r["case"].split(" "))
+        assert (r["flops"] or 0, r["bytes"]) == case.cost("float32")
+        assert r["runs"]["median_s"] == [r["median_s"]]
+        assert r["memory_floor_s"] == pytest.approx(r["bytes"] / (max(copy) * r["threads"] * 1e9))
+        floors = [f for f in (r["compute_floor_s"], r["memory_floor_s"]) if f]
+        assert r["roofline_multiple"] == pytest.approx(r["median_s"] / max(floors))
+    bad = copy_mod.deepcopy(report)
+    bad["results"][0]["runs"]["median_s"] = [1.0, 2.0]
+    with pytest.raises(ValueError, match="runs"):
+        schema.validate_report(bad)
