@@ -29,7 +29,8 @@ def main() -> None:
         xt, tt = xt[:200], tt[:200]
     net = DeepConvNet(seed=args.seed)
     trainer = Trainer(net, x, t, xt, tt, epochs=epochs, mini_batch_size=100, optimizer="Adam",
-                      optimizer_param={"lr": 0.001}, evaluate_sample_num_per_epoch=1000,
+                      optimizer_param={"lr": 0.001},
+                      evaluate_sample_num_per_epoch=min(1000, len(x)),
                       verbose=False, seed=args.seed)
     test_acc = trainer.train()
     for e, (a, b) in enumerate(zip(trainer.train_acc_list, trainer.test_acc_list), start=1):
