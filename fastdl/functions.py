@@ -56,8 +56,16 @@ def step_function(x: ArrayLike) -> np.ndarray:
 def sigmoid(x: ArrayLike) -> np.ndarray:
     """``1 / (1 + exp(-x))`` elementwise, without overflow for large ``|x|``."""
     a = _float(x)
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+    s = np.negative(a, out=np.empty_like(a))  # out=: an array for 0-d input too
+    with np.errstate(over="ignore"):
+        np.exp(s, out=s)  # exp(-a); inf below about -88 (float32) or -709 (float64)
+    s += 1
+    np.reciprocal(s, out=s)  # 1 / (1 + exp(-a)), 0 where exp(-a) overflowed
+    tail = a < -30  # rare: there exp(a) / (1 + exp(a)) keeps the tiny (subnormal) values
+    if tail.any():
+        e = np.exp(a[tail])
+        s[tail] = e / (1 + e)
+    return s
 
 
 def sigmoid_grad(x: ArrayLike) -> np.ndarray:

@@ -103,7 +103,10 @@ class Sigmoid:
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (forward's output shape) -> dx."""
         dout = _dout("Sigmoid", dout, None if self.out is None else self.out.shape)
-        return dout * (1.0 - self.out) * self.out
+        dx = np.subtract(1.0, self.out, dtype=np.result_type(self.out, dout))
+        dx *= self.out
+        dx *= dout
+        return dx
 
 
 class Affine:

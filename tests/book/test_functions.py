@@ -24,6 +24,11 @@ def test_sigmoid_no_overflow_and_dtype(dtype):
     assert s.dtype == dtype
     np.testing.assert_allclose(s[1:4], 1 / (1 + np.exp(-x[1:4].astype(np.float64))), rtol=1e-6)
     assert s[0] == 0 and s[-1] == 1 and s[2] == 0.5
+    # far in the negative tail the value is exp(x), down to the dtype's subnormals (not 0)
+    far = -100.0 if dtype == np.float32 else -740.0  # exp(-far) overflows; exp(far) is a subnormal
+    tail = F.sigmoid(np.array([-80.0, -40.0, far], dtype=dtype))
+    np.testing.assert_allclose(tail[:2], np.exp(np.array([-80.0, -40.0])).astype(dtype), rtol=1e-6)
+    assert tail[2] > 0
 
 
 def test_sigmoid_grad_matches_numerical_diff():
