@@ -257,28 +257,65 @@ def test_optimizers_take_numpy_scalars():
 # ---------------------------------------------------------------- chapter 4: gradients
 
 
-def book_function_2(x):
-    """ch04/gradient_2d.py: sum of squares of one point (1-D) or of each row (2-D)."""
-    if x.ndim == 1:
-        return np.sum(x ** 2)
+def _numerical_gradient_no_batch(f, x):
+    """ch04/gradient_2d.py, as the book writes it."""
+    h = 1e-4  # 0.0001
+    grad = np.zeros_like(x)
+
+    for idx in range(x.size):
+        tmp_val = x[idx]
+        x[idx] = float(tmp_val) + h
+        fxh1 = f(x)  # f(x+h)
+
+        x[idx] = tmp_val - h
+        fxh2 = f(x)  # f(x-h)
+        grad[idx] = (fxh1 - fxh2) / (2*h)
+
+        x[idx] = tmp_val
+
+    return grad
+
+
+def book_numerical_gradient(f, X):
+    """ch04/gradient_2d.py, as the book writes it."""
+    if X.ndim == 1:
+        return _numerical_gradient_no_batch(f, X)
     else:
-        return np.sum(x ** 2, axis=1)
+        grad = np.zeros_like(X)
+
+        for idx, x in enumerate(X):
+            grad[idx] = _numerical_gradient_no_batch(f, x)
+
+        return grad
+
+
+def function_2(x):
+    """ch04/gradient_2d.py."""
+    if x.ndim == 1:
+        return np.sum(x**2)
+    else:
+        return np.sum(x**2, axis=1)
 
 
 def test_gradient_2d_batch_of_points():
-    # ch04/gradient_2d.py: the gradient at every grid point, the points as columns of [X, Y].
+    # ch04/gradient_2d.py: numerical_gradient(function_2, np.array([X, Y]) ) on the grid's points.
     from fastdl.gradient import numerical_gradient
     x0 = np.arange(-2, 2.5, 0.25)
     x1 = np.arange(-2, 2.5, 0.25)
     X, Y = np.meshgrid(x0, x1)
+
     X = X.flatten()
     Y = Y.flatten()
-    grad = numerical_gradient(book_function_2, np.array([X, Y]))
-    assert grad.shape == (2, X.size)
-    np.testing.assert_allclose(grad[0], 2 * X, atol=1e-6)  # row i: the gradient at the point row i
+
+    grad = numerical_gradient(function_2, np.array([X, Y]) )
+    book_grad = book_numerical_gradient(function_2, np.array([X, Y]) )
+    assert grad.shape == book_grad.shape == (2, X.size)
+    np.testing.assert_array_equal(grad, book_grad)  # the same differences, row by row
+    np.testing.assert_allclose(grad[0], 2 * X, atol=1e-6)
     np.testing.assert_allclose(grad[1], 2 * Y, atol=1e-6)
-    # a single point, and a function of the whole array, still work as before
-    np.testing.assert_allclose(numerical_gradient(book_function_2, np.array([3.0, 4.0])), [6.0, 8.0], atol=1e-6)
+    # the book's text (4.4): numerical_gradient(function_2, np.array([3.0, 4.0])) -> array([6., 8.])
+    np.testing.assert_allclose(numerical_gradient(function_2, np.array([3.0, 4.0])), [6.0, 8.0], atol=1e-6)
+    # a function of the whole 2-D array (a weight matrix, as the networks') is not a batch
     W = np.array([[1.0, 2.0], [3.0, 4.0]])
     np.testing.assert_allclose(numerical_gradient(lambda a: np.sum(a) ** 2, W), np.full((2, 2), 20.0), rtol=1e-6)
 
@@ -291,25 +328,48 @@ def test_numerical_gradient_neither_scalar_nor_one_value_per_row():
         numerical_gradient(lambda a: a * 2, np.ones(3))
 
 
-def book_function_2_method(x):
-    """ch04/gradient_method.py."""
-    return x[0] ** 2 + x[1] ** 2
-
-
 def test_gradient_method_x_history():
-    # ch04/gradient_method.py: x, x_history = gradient_descent(function_2, init_x, lr=lr, step_num=step_num)
+    # ch04/gradient_method.py, whose own gradient_descent also returns the history for the plot:
+    #     x, x_history = gradient_descent(function_2, init_x, lr=lr, step_num=step_num)
+    # fastdl's gradient_descent returns x alone (as in the book's text, 4.4.1) unless asked
+    # for the history with return_history=True.
     from fastdl.gradient import gradient_descent
+
+    def function_2(x):
+        return x[0]**2 + x[1]**2
+
     init_x = np.array([-3.0, 4.0])
+
     lr = 0.1
     step_num = 20
-    x, x_history = gradient_descent(book_function_2_method, init_x, lr=lr, step_num=step_num,
-                                    return_history=True)
+    x, x_history = gradient_descent(function_2, init_x, lr=lr, step_num=step_num, return_history=True)
+
     assert x_history.shape == (20, 2)
-    np.testing.assert_array_equal(x_history[0], [-3.0, 4.0])  # before the first step
+    np.testing.assert_array_equal(x_history[0], [-3.0, 4.0])  # before the first step, as the book's
     expected = np.array([-3.0, 4.0]) * 0.8 ** np.arange(20)[:, None]  # each step multiplies by 1 - 2*lr
     np.testing.assert_allclose(x_history, expected, rtol=1e-6)
     np.testing.assert_allclose(x, [-3.0 * 0.8 ** 20, 4.0 * 0.8 ** 20], rtol=1e-6)
-    np.testing.assert_allclose(x_history[:, 0], expected[:, 0], rtol=1e-6)  # the plot's x_history[:,0]
+    np.testing.assert_array_equal(init_x, [-3.0, 4.0])  # (the book's version moves init_x itself)
+    # the plot: plt.plot( x_history[:,0], x_history[:,1], 'o')
+    assert x_history[:, 0].shape == x_history[:, 1].shape == (20,)
+
+
+def test_gradient_descent_as_in_the_books_text():
+    # 4.4.1: the three calls of the text and the values it prints.
+    from fastdl.gradient import gradient_descent
+
+    def function_2(x):
+        return x[0]**2 + x[1]**2
+
+    init_x = np.array([-3.0, 4.0])
+    np.testing.assert_allclose(gradient_descent(function_2, init_x=init_x, lr=0.1, step_num=100),
+                               [-6.11110793e-10, 8.14814391e-10], rtol=1e-8)
+    init_x = np.array([-3.0, 4.0])
+    np.testing.assert_allclose(gradient_descent(function_2, init_x=init_x, lr=10.0, step_num=100),
+                               [-2.58983747e+13, -1.29524862e+12], rtol=1e-8)
+    init_x = np.array([-3.0, 4.0])
+    np.testing.assert_allclose(gradient_descent(function_2, init_x=init_x, lr=1e-10, step_num=100),
+                               [-2.99999994, 3.99999992], rtol=1e-8)
 
 
 # ---------------------------------------------------------------- chapters 6-7: layers and models
@@ -377,23 +437,65 @@ def test_gradient_check_labels_of_shape_n_1(backend):
 
 
 def test_batch_norm_gradient_check_one_sample_names_the_book_and_the_fix():
-    # ch06/batch_norm_gradient_check.py: x_batch = x_train[:1]; network.gradient(x_batch, t_batch)
-    # (random data stands in for MNIST; smaller layers for speed)
+    # ch06/batch_norm_gradient_check.py as the book writes it (random data stands in for MNIST).
+    # fastdl refuses batch norm on one sample in training on purpose (its variance is 0, every
+    # output would be beta): every call of the script says so, naming the script and the fix.
     from fastdl.gradient import gradient_check
     from fastdl.models import MultiLayerNetExtend
     rng = np.random.default_rng(5)
-    x_train = rng.random((10, 20))
+    x_train = rng.random((10, 784))
     t_train = np.eye(10)[rng.integers(0, 10, 10)]
-    network = MultiLayerNetExtend(input_size=20, hidden_size_list=[8, 8], output_size=10,
-                                  use_batchnorm=True, dtype=np.float64, seed=0)
+
+    network = MultiLayerNetExtend(input_size=784, hidden_size_list=[100, 100], output_size=10,
+                                  use_batchnorm=True)
+
     x_batch = x_train[:1]
     t_batch = t_train[:1]
-    with pytest.raises(ValueError, match=r"batch_norm_gradient_check.*x_train\[:2\]"):
-        network.gradient(x_batch, t_batch)
-    with pytest.raises(ValueError, match=r"at least 2 samples"):
+
+    book_usage_and_fix = r"batch_norm_gradient_check.*x_train\[:1\].*x_train\[:2\], t_train\[:2\]"
+    with pytest.raises(ValueError, match=book_usage_and_fix):
+        grad_backprop = network.gradient(x_batch, t_batch)
+    with pytest.raises(ValueError, match=book_usage_and_fix):
+        grad_numerical = network.numerical_gradient(x_batch, t_batch)
+    with pytest.raises(ValueError, match=book_usage_and_fix):
         gradient_check(network, x_batch, t_batch)
-    errors = gradient_check(network, x_train[:2], t_train[:2])  # the fix
-    assert max(errors.values()) < 1e-4, errors
+
+    # the fix, in float64 (smaller layers for speed): the script's loop then prints small diffs
+    network = MultiLayerNetExtend(input_size=784, hidden_size_list=[10, 10], output_size=10,
+                                  use_batchnorm=True, dtype=np.float64, seed=0)
+    x_batch = x_train[:2]
+    t_batch = t_train[:2]
+    grad_backprop = network.gradient(x_batch, t_batch)
+    grad_numerical = network.numerical_gradient(x_batch, t_batch)
+    for key in grad_numerical.keys():
+        diff = np.average( np.abs(grad_backprop[key] - grad_numerical[key]) )
+        assert diff < 1e-6, (key, diff)
+    errors = gradient_check(network, x_batch, t_batch)
+    assert set(errors) == set(network.params) and max(errors.values()) < 1e-4, errors
+
+
+def test_deep_convnet_layers_by_index_as_the_books_list():
+    # ch08/deep_convnet.py keeps its layers in a list: layers[0] is the first Convolution, and
+    # gradient() reads self.layers[layer_idx].dW for layer_idx in (0, 2, 5, 7, 10, 12, 15, 18).
+    from fastdl.layers import Affine, Convolution, Dropout, Pooling, Relu
+    from fastdl.models import DeepConvNet
+    network = DeepConvNet(seed=0)
+    assert isinstance(network.layers[0], Convolution)
+    assert network.layers[0] is network.layers["Conv1"]
+    assert network.layers[0].W is network.params['W1']
+    kinds = [Convolution, Relu, Convolution, Relu, Pooling] * 3 + [Affine, Relu, Dropout, Affine, Dropout]
+    assert [type(network.layers[i]) for i in range(len(network.layers))] == kinds
+    x = np.random.default_rng(0).random((2, 1, 28, 28)).astype(np.float32)
+    grads = network.gradient(x, np.array([3, 7]))
+    for i, layer_idx in enumerate((0, 2, 5, 7, 10, 12, 15, 18)):
+        assert network.layers[layer_idx].W is network.params['W' + str(i+1)]
+        np.testing.assert_array_equal(network.layers[layer_idx].dW, grads['W' + str(i+1)])
+        np.testing.assert_array_equal(network.layers[layer_idx].db, grads['b' + str(i+1)])
+    assert network.layers[-1] is network.layers["Dropout2"]
+    assert network.layers[np.int64(4)] is network.layers["Pool1"]
+    with pytest.raises(IndexError, match="20 layers"):
+        network.layers[20]
+    assert list(network.layers)[:3] == ["Conv1", "Relu1", "Conv2"]  # names stay the keys
 
 
 def test_np_random_seed_reproduces_init_and_dropout():
