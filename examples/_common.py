@@ -120,13 +120,97 @@ def saved(path: Path) -> None:
     print(f"wrote {path}")
 
 
+def write_figure(args: argparse.Namespace, fig, filename: str) -> Path:
+    """Write ``fig`` as PNG to ``--out``/``filename`` and say so; returns the path."""
+    from fastdl.plots import save
+
+    out = args.out / filename
+    save(fig, out)
+    saved(out)
+    return out
+
+
+def smooth(y, k: int) -> np.ndarray:
+    """Moving average of ``y`` over ``k`` points (``y`` itself when it is shorter)."""
+    y = np.asarray(y)
+    return y if len(y) < k else np.convolve(y, np.ones(k) / k, mode="valid")
+
+
+def train_side_by_side(runs: dict, x: np.ndarray, t: np.ndarray, iters: int, batch: int,
+                       seed: int, replace: bool = True):
+    """The book's ch. 6 comparisons: ``runs`` maps a name to ``(net, optimizer)``; every
+    iteration draws one mini-batch of ``batch`` training images (with or without
+    ``replace``ment) and takes one step of every net on it.  Yields ``(i, losses)`` after
+    iteration ``i`` (from 0), ``losses`` mapping each name to its list of losses so far."""
+    losses: dict[str, list[float]] = {k: [] for k in runs}
+    rng = np.random.default_rng(seed)
+    for i in range(iters):
+        idx = rng.choice(len(x), batch, replace=replace)
+        for key, (net, optimizer) in runs.items():
+            loss, grads = net.loss_and_gradient(x[idx], t[idx])
+            optimizer.update(net.params, grads)
+            losses[key].append(loss)
+        yield i, losses
+
+
+def convnet_training(description: str, epochs: int, quick_epochs: int, quick_train: int,
+                     quick_test: int):
+    """The start of the book's ch. 7-8 training scripts: the options (also --epochs), the
+    backend, the images as (N, 1, 28, 28); --quick keeps ``quick_train`` random training
+    images and the first ``quick_test`` test images.  Returns ``args`` (``args.epochs``
+    set), the dataset's name and ``(x_train, t_train, x_test, t_test)``."""
+    p = parser(description, data=True)
+    p.add_argument("--epochs", type=int, default=None)
+    args = p.parse_args()
+    setup(args)
+    name, ((x, t), (xt, tt)) = load_images(args, flatten=False)
+    args.epochs = args.epochs or (quick_epochs if args.quick else epochs)
+    if args.quick:
+        x, t = subset(x, t, quick_train, args.seed)
+        xt, tt = xt[:quick_test], tt[:quick_test]
+    return args, name, (x, t, xt, tt)
+
+
+def adam_trainer(args: argparse.Namespace, net, data):
+    """The book's ch. 7-8 Trainer for ``net`` on ``data`` (as :func:`convnet_training` gives it):
+    Adam (lr 0.001), batches of 100, ``args.epochs`` epochs, accuracy on (up to) 1,000 images
+    per epoch."""
+    from fastdl.trainer import Trainer
+
+    return Trainer(net, *data, epochs=args.epochs, mini_batch_size=100, optimizer="Adam",
+                   optimizer_param={"lr": 0.001}, evaluate_sample_num_per_epoch=min(1000, len(data[0])),
+                   verbose=False, seed=args.seed)
+
+
+def report_training(args: argparse.Namespace, net, trainer, test_acc: float, params_file: str,
+                    figure_file: str, title: str, markevery: int | None = None) -> None:
+    """The end of the book's ch. 7-8 training scripts: the accuracies of every epoch and the
+    final one, the weights saved (``save_params``) and the accuracy curves plotted."""
+    from fastdl.plots import new_figure
+
+    for e, (a, b) in enumerate(zip(trainer.train_acc_list, trainer.test_acc_list), start=1):
+        print(f"=== epoch:{e}, train acc:{a:.4f}, test acc:{b:.4f} ===")
+    print(f"=============== Final Test Accuracy ===============\ntest acc:{test_acc:.4f}")
+    params = args.out / params_file
+    net.save_params(params)
+    print(f"Saved Network Parameters! ({params})")
+    fig = new_figure(6, 4)
+    ax = fig.subplots()
+    ep = np.arange(1, args.epochs + 1)
+    ax.plot(ep, trainer.train_acc_list, marker="o", label="train", markevery=markevery)
+    ax.plot(ep, trainer.test_acc_list, marker="s", label="test", markevery=markevery)
+    ax.set(xlabel="epochs", ylabel="accuracy", ylim=(0, 1.0), title=title)
+    ax.legend(loc="lower right")
+    write_figure(args, fig, figure_file)
+
+
 def overfitting_figure(args: argparse.Namespace, runs, epochs: int, filename: str) -> None:
     """The book's overfitting setup, once per entry of ``runs``, as side-by-side learning curves.
 
     ``runs`` is a list of ``(title, make_net)``; each network is trained with SGD (lr 0.01,
     batch 100) on only 300 training images and evaluated on the test set every epoch.
     """
-    from fastdl.plots import new_figure, save
+    from fastdl.plots import new_figure
     from fastdl.trainer import Trainer
 
     name, ((x, t), (xt, tt)) = load_images(args)
@@ -146,9 +230,7 @@ def overfitting_figure(args: argparse.Namespace, runs, epochs: int, filename: st
         print(f"{title}: train acc {train_acc[-1]:.3f}, test acc {test_acc[-1]:.3f}, "
               f"gap {train_acc[-1] - test_acc[-1]:.3f}")
     fig.suptitle(f"overfitting on 300 {name} images")
-    out = args.out / filename
-    save(fig, out)
-    saved(out)
+    write_figure(args, fig, filename)
 
 
 def add_weights_option(p: argparse.ArgumentParser, filename: str) -> argparse.ArgumentParser:
@@ -157,6 +239,14 @@ def add_weights_option(p: argparse.ArgumentParser, filename: str) -> argparse.Ar
                    help=f"the book's {filename} (default: $FASTDL_TEST_DATA/book/{filename}, "
                         f"./{filename}, ~/.cache/fastdl/book/{filename})")
     return p
+
+
+def setup_with_weights(args: argparse.Namespace, filename: str, dataset: str = "mnist") -> Path:
+    """:func:`setup`, then the book's weight file ``filename`` (trained on ``dataset``):
+    exits when ``--dataset`` asks for another dataset or the file is not found."""
+    setup(args)
+    check_dataset(args, dataset)
+    return find_weights(args, filename)
 
 
 def find_weights(args: argparse.Namespace, filename: str, required: bool = True) -> Path | None:

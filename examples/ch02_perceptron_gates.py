@@ -10,7 +10,7 @@ import numpy as np
 
 import _common
 from fastdl.perceptron import AND, NAND, OR, XOR
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 GATES = {"AND": AND, "NAND": NAND, "OR": OR, "XOR": XOR}
 
@@ -30,9 +30,7 @@ def main() -> None:
         for x1, x2 in inputs:
             ax.plot(x1, x2, "o" if gate(x1, x2) else "^", color="black", markersize=9)
         ax.set(title=f"{name} (shaded: output 1)", xlabel="x1", ylabel="x2", aspect="equal")
-    out = args.out / "ch02_perceptron_gates.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch02_perceptron_gates.png")
 
 
 if __name__ == "__main__":

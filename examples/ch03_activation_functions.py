@@ -9,7 +9,7 @@ import numpy as np
 
 import _common
 from fastdl.functions import relu, sigmoid, step_function
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 PLOTS = {
     "step": ([(step_function, "-", "step function")], (-0.1, 1.1)),
@@ -35,9 +35,7 @@ def main() -> None:
         ax.legend(loc="upper left")
         print(f"{key}: f(-1), f(0), f(1) = " + ", ".join(
             f"{float(curves[0][0](np.array(v))):.4f}" for v in (-1.0, 0.0, 1.0)))
-        out = args.out / f"ch03_{key}.png"
-        save(fig, out)
-        _common.saved(out)
+        _common.write_figure(args, fig, f"ch03_{key}.png")
 
 
 if __name__ == "__main__":

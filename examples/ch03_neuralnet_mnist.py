@@ -26,9 +26,7 @@ def main() -> None:
     p = _common.add_weights_option(_common.parser(__doc__, data=True), "sample_weight.pkl")
     p.add_argument("--batch-size", type=int, default=100)
     args = p.parse_args()
-    _common.setup(args)
-    _common.check_dataset(args, "mnist")
-    path = _common.find_weights(args, "sample_weight.pkl")
+    path = _common.setup_with_weights(args, "sample_weight.pkl")
     network = {k: v.astype(np.float64) for k, v in io.load_book_params(path).items()}
     _, (x, t) = _common.load_test_images(args, dataset="mnist")
     n = 1000 if args.quick else len(x)

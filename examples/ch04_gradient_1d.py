@@ -9,7 +9,7 @@ import numpy as np
 
 import _common
 from fastdl.gradient import numerical_diff
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 
 def function_1(x):
@@ -29,9 +29,7 @@ def main() -> None:
         ax.plot(x, d * (x - x0) + function_1(x0), "--", label=f"tangent at x = {x0:g} (slope {d:.3f})")
     ax.set(xlabel="x", ylabel="f(x)", title="f(x) = 0.01 x^2 + 0.1 x")
     ax.legend()
-    out = args.out / "ch04_gradient_1d.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch04_gradient_1d.png")
 
 
 if __name__ == "__main__":

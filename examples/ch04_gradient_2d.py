@@ -8,7 +8,7 @@ import numpy as np
 
 import _common
 from fastdl.gradient import numerical_gradient
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 
 def function_2(x):
@@ -33,9 +33,7 @@ def main() -> None:
     ax.set(xlim=(-2, 2), ylim=(-2, 2), xlabel="x0", ylabel="x1",
            title="-grad f for f(x0, x1) = x0^2 + x1^2")
     ax.grid()
-    out = args.out / "ch04_gradient_2d.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch04_gradient_2d.png")
 
 
 if __name__ == "__main__":

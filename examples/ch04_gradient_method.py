@@ -9,7 +9,7 @@ import numpy as np
 
 import _common
 from fastdl.gradient import gradient_descent, numerical_gradient
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 
 def function_2(x):
@@ -42,9 +42,7 @@ def main() -> None:
     ax.plot(history[:, 0], history[:, 1], "o")
     ax.set(xlim=(-3.5, 3.5), ylim=(-4.5, 4.5), xlabel="X0", ylabel="X1",
            title="gradient descent, lr 0.1, 20 steps")
-    out = args.out / "ch04_gradient_method.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch04_gradient_method.png")
 
 
 if __name__ == "__main__":

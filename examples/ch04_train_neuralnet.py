@@ -15,7 +15,7 @@ import numpy as np
 
 import _common
 from fastdl.models import TwoLayerNet
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 
 def train(net, x, t, idx_list, numerical: bool, lr: float = 0.1):
@@ -54,9 +54,7 @@ def main() -> None:
     ax.plot(results["backprop"][0], "x--", label="backprop")
     ax.set(xlabel="iteration", ylabel="training loss", title=f"TwoLayerNet 784-{hidden}-10 on {name}")
     ax.legend()
-    out = args.out / "ch04_train_neuralnet.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch04_train_neuralnet.png")
 
 
 if __name__ == "__main__":

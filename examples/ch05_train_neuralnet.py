@@ -10,7 +10,7 @@ import numpy as np
 
 import _common
 from fastdl.models import TwoLayerNet
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 
 def main() -> None:
@@ -47,9 +47,7 @@ def main() -> None:
     ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
     ax_acc.legend(loc="lower right")
     fig.suptitle(f"TwoLayerNet on {name}, {iters} iterations")
-    out = args.out / "ch05_train_neuralnet.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch05_train_neuralnet.png")
 
 
 if __name__ == "__main__":

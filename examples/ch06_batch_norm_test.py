@@ -11,7 +11,7 @@ import numpy as np
 import _common
 from fastdl.models import MultiLayerNetExtend
 from fastdl.optimizers import SGD
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 from fastdl.trainer import Trainer
 
 
@@ -48,9 +48,7 @@ def main() -> None:
     axes[0].set_ylabel("training accuracy")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"batch normalisation on {n} {name} images")
-    out = args.out / "ch06_batch_norm_test.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch06_batch_norm_test.png")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import numpy as np
 
 import _common
 from fastdl.models import MultiLayerNet
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 from fastdl.trainer import Trainer
 
 
@@ -51,9 +51,7 @@ def main() -> None:
     fig.suptitle(f"random search on {name}: best {len(best)} of {trials} trials "
                  f"(best val acc {best[0][0]:.3f})")
     print("best: lr {1:.3e}, weight decay {2:.3e}, val acc {0:.3f}".format(*best[0][:3]))
-    out = args.out / "ch06_hyperparameter_optimization.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch06_hyperparameter_optimization.png")
 
 
 if __name__ == "__main__":

@@ -5,19 +5,11 @@ mini-batches of 128; the figure shows the smoothed training loss per iteration.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import _common
 from fastdl.models import MultiLayerNet
 from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
-
-def smooth(y: list[float], k: int = 10) -> np.ndarray:
-    y = np.asarray(y)
-    if len(y) < k:
-        return y
-    return np.convolve(y, np.ones(k) / k, mode="valid")
 
 
 def main() -> None:
@@ -27,27 +19,18 @@ def main() -> None:
     iterations = 60 if args.quick else 2000
     batch = 128
     optimizers = {"SGD": SGD(), "Momentum": Momentum(), "AdaGrad": AdaGrad(), "Adam": Adam()}
-    losses: dict[str, list[float]] = {k: [] for k in optimizers}
-    nets = {k: MultiLayerNet(784, [100] * 4, 10, seed=args.seed) for k in optimizers}
-    rng = np.random.default_rng(args.seed)
-    for i in range(iterations):
-        idx = rng.choice(len(x), batch, replace=False)
-        for key, opt in optimizers.items():
-            loss, grads = nets[key].loss_and_gradient(x[idx], t[idx])
-            opt.update(nets[key].params, grads)
-            losses[key].append(loss)
+    runs = {k: (MultiLayerNet(784, [100] * 4, 10, seed=args.seed), opt) for k, opt in optimizers.items()}
+    for i, losses in _common.train_side_by_side(runs, x, t, iterations, batch, args.seed, replace=False):
         if (i + 1) % max(iterations // 5, 1) == 0:
             print(f"iteration {i + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in losses.items()))
     fig = new_figure(8, 5)
     ax = fig.subplots()
     for key, v in losses.items():
-        ax.plot(smooth(v), label=key)
+        ax.plot(_common.smooth(v, 10), label=key)
     ax.set(xlabel="iteration", ylabel="training loss (moving average of 10)", ylim=(0, 1.5),
            title=f"optimizers on {name}, batch {batch}")
     ax.legend()
-    out = args.out / "ch06_optimizer_compare_mnist.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch06_optimizer_compare_mnist.png")
 
 
 if __name__ == "__main__":

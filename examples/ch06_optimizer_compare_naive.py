@@ -8,7 +8,7 @@ import numpy as np
 
 import _common
 from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 
 def f(x, y):
@@ -50,9 +50,7 @@ def main() -> None:
         ax.set(xlim=(-10, 10), ylim=(-10, 10), xlabel="x", ylabel="y",
                title=f"{name}: f = {f(*path[-1]):.2e} after {steps} steps")
         print(f"{name:9s} final point ({path[-1, 0]: .4f}, {path[-1, 1]: .4f})")
-    out = args.out / "ch06_optimizer_compare_naive.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch06_optimizer_compare_naive.png")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import numpy as np
 import _common
 from fastdl.functions import relu, sigmoid
 from fastdl.init import he_normal, normal, xavier_normal
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 
 def activations(x: np.ndarray, init, act, layers: int, rng) -> list[np.ndarray]:
@@ -48,9 +48,7 @@ def main() -> None:
             ax.set_title(f"{label}: layer {i + 1}", fontsize=9)
             ax.set_yticks([])
         print(f"{label:18s} layer-5 activation std {acts[-1].std():.4f}")
-    out = args.out / "ch06_weight_init_activation_histogram.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch06_weight_init_activation_histogram.png")
 
 
 if __name__ == "__main__":

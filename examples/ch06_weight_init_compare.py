@@ -8,19 +8,13 @@ The book runs 2,000 iterations; --quick runs 60.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import _common
 from fastdl.models import MultiLayerNet
 from fastdl.optimizers import SGD
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 INITS = {"std=0.01": 0.01, "Xavier": "sigmoid", "He": "relu"}
 
-
-def smooth(y: list[float], k: int = 11) -> np.ndarray:
-    y = np.asarray(y)
-    return y if len(y) < k else np.convolve(y, np.ones(k) / k, mode="valid")
 
 
 def main() -> None:
@@ -33,26 +27,18 @@ def main() -> None:
     nets = {k: MultiLayerNet(784, [100] * 4, 10, weight_init_std=v, seed=args.seed)
             for k, v in INITS.items()}
     optimizer = SGD(lr=0.01)
-    losses: dict[str, list[float]] = {k: [] for k in INITS}
-    rng = np.random.default_rng(args.seed)
-    for i in range(iters):
-        idx = rng.choice(len(x), 128)
-        for key, net in nets.items():
-            loss, grads = net.loss_and_gradient(x[idx], t[idx])
-            optimizer.update(net.params, grads)
-            losses[key].append(loss)
+    runs = {k: (net, optimizer) for k, net in nets.items()}
+    for i, losses in _common.train_side_by_side(runs, x, t, iters, batch=128, seed=args.seed):
         if i % max(iters // 5, 1) == 0 or i == iters - 1:
             print(f"iteration {i}: " + ", ".join(f"{k}:{v[-1]:.4f}" for k, v in losses.items()))
     fig = new_figure(7, 4.5)
     ax = fig.subplots()
     for (key, v), marker in zip(losses.items(), "osD"):
-        ax.plot(smooth(v), marker=marker, markevery=max(iters // 20, 1), label=key)
+        ax.plot(_common.smooth(v, 11), marker=marker, markevery=max(iters // 20, 1), label=key)
     ax.set(xlabel="iterations", ylabel="loss (moving average)", ylim=(0, 2.5),
            title=f"weight initialisation, {name}, SGD lr 0.01")
     ax.legend()
-    out = args.out / "ch06_weight_init_compare.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch06_weight_init_compare.png")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from fastdl import datasets
 from fastdl.init import he_normal
 from fastdl.layers import Convolution
 from fastdl.models import SimpleConvNet
-from fastdl.plots import new_figure, save
+from fastdl.plots import new_figure
 
 
 def pattern(size: int = 96) -> np.ndarray:
@@ -67,9 +67,7 @@ def main() -> None:
             print(f"filter {i}: response range {out.min():+.3f} .. {out.max():+.3f}, shape {out.shape}")
     left.suptitle(f"{what} W1[0..15]")
     right.suptitle(f"each applied to a {img.shape[0]}x{img.shape[1]} image")
-    out_path = args.out / "ch07_apply_filter.png"
-    save(fig, out_path)
-    _common.saved(out_path)
+    _common.write_figure(args, fig, "ch07_apply_filter.png")
 
 
 if __name__ == "__main__":

@@ -8,47 +8,20 @@ per epoch (the book reaches about 0.99 test accuracy on MNIST).  Saves the weigh
 """
 from __future__ import annotations
 
-import numpy as np
-
 import _common
 from fastdl.models import SimpleConvNet
-from fastdl.plots import new_figure, save
-from fastdl.trainer import Trainer
 
 
 def main() -> None:
-    p = _common.parser(__doc__, data=True)
-    p.add_argument("--epochs", type=int, default=None)
-    args = p.parse_args()
-    _common.setup(args)
-    name, ((x, t), (xt, tt)) = _common.load_images(args, flatten=False)
-    epochs = args.epochs or (2 if args.quick else 20)
-    if args.quick:
-        x, t = _common.subset(x, t, 1000, args.seed)
-        xt, tt = xt[:500], tt[:500]
+    args, name, data = _common.convnet_training(__doc__, epochs=20, quick_epochs=2,
+                                                quick_train=1000, quick_test=500)
     net = SimpleConvNet(input_dim=(1, 28, 28),
                         conv_param={"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1},
                         hidden_size=100, output_size=10, weight_init_std=0.01, seed=args.seed)
-    trainer = Trainer(net, x, t, xt, tt, epochs=epochs, mini_batch_size=100, optimizer="Adam",
-                      optimizer_param={"lr": 0.001}, evaluate_sample_num_per_epoch=1000,
-                      verbose=False, seed=args.seed)
+    trainer = _common.adam_trainer(args, net, data)
     test_acc = trainer.train()
-    for e, (a, b) in enumerate(zip(trainer.train_acc_list, trainer.test_acc_list), start=1):
-        print(f"=== epoch:{e}, train acc:{a:.4f}, test acc:{b:.4f} ===")
-    print(f"=============== Final Test Accuracy ===============\ntest acc:{test_acc:.4f}")
-    params = args.out / "ch07_simple_convnet_params.npz"
-    net.save_params(params)
-    print(f"Saved Network Parameters! ({params})")
-    fig = new_figure(6, 4)
-    ax = fig.subplots()
-    ep = np.arange(1, epochs + 1)
-    ax.plot(ep, trainer.train_acc_list, marker="o", label="train", markevery=2)
-    ax.plot(ep, trainer.test_acc_list, marker="s", label="test", markevery=2)
-    ax.set(xlabel="epochs", ylabel="accuracy", ylim=(0, 1.0), title=f"SimpleConvNet on {name}")
-    ax.legend(loc="lower right")
-    out = args.out / "ch07_train_convnet.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.report_training(args, net, trainer, test_acc, "ch07_simple_convnet_params.npz",
+                            "ch07_train_convnet.png", f"SimpleConvNet on {name}", markevery=2)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ import _common
 from fastdl.init import he_normal
 from fastdl.layers import Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu
 from fastdl.models import Model
-from fastdl.plots import new_figure, save
-from fastdl.trainer import Trainer
+from fastdl.plots import new_figure
 
 
 class AwesomeNet(Model):
@@ -51,30 +50,19 @@ class AwesomeNet(Model):
 
 
 def main() -> None:
-    p = _common.parser(__doc__, data=True)
-    p.add_argument("--epochs", type=int, default=None)
-    args = p.parse_args()
-    _common.setup(args)
-    name, ((x, t), (xt, tt)) = _common.load_images(args, flatten=False)
-    epochs = args.epochs or (1 if args.quick else 10)
-    if args.quick:
-        x, t = _common.subset(x, t, 1000, args.seed)
-        xt, tt = xt[:500], tt[:500]
+    args, name, data = _common.convnet_training(__doc__, epochs=10, quick_epochs=1,
+                                                quick_train=1000, quick_test=500)
     net = AwesomeNet(seed=args.seed)
     print("layers: " + " - ".join(net.layers))
     print(f"parameters: {sum(v.size for v in net.params.values()):,}")
-    trainer = Trainer(net, x, t, xt, tt, epochs=epochs, mini_batch_size=100, optimizer="Adam",
-                      optimizer_param={"lr": 0.001}, evaluate_sample_num_per_epoch=1000,
-                      verbose=False, seed=args.seed)
+    trainer = _common.adam_trainer(args, net, data)
     test_acc = trainer.train()
-    print(f"test acc:{test_acc:.4f} after {epochs} epoch(s) on {len(x)} {name} images")
+    print(f"test acc:{test_acc:.4f} after {args.epochs} epoch(s) on {len(data[0])} {name} images")
     fig = new_figure(6, 4)
     ax = fig.subplots()
     ax.plot(trainer.train_loss_list)
     ax.set(xlabel="iteration", ylabel="training loss", title=f"AwesomeNet on {name}")
-    out = args.out / "ch08_awesome_net.png"
-    save(fig, out)
-    _common.saved(out)
+    _common.write_figure(args, fig, "ch08_awesome_net.png")
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ from fastdl.models import DeepConvNet
 def main() -> None:
     p = _common.add_weights_option(_common.parser(__doc__, data=True), "deep_convnet_params.pkl")
     args = p.parse_args()
-    _common.setup(args)
-    _common.check_dataset(args, "mnist")
-    path = _common.find_weights(args, "deep_convnet_params.pkl")
+    path = _common.setup_with_weights(args, "deep_convnet_params.pkl")
     _, (x, t) = _common.load_test_images(args, flatten=False, dataset="mnist")
     n = 200 if args.quick else len(x)
     x, t = x[:n], t[:n]

@@ -16,10 +16,9 @@ from fastdl.plots import misclassified_grid
 def main() -> None:
     p = _common.add_weights_option(_common.parser(__doc__, data=True), "deep_convnet_params.pkl")
     args = p.parse_args()
-    _common.setup(args)
-    _common.check_dataset(args, "mnist")
+    path = _common.setup_with_weights(args, "deep_convnet_params.pkl")
     net = DeepConvNet(dtype=np.float64)
-    net.load_params(_common.find_weights(args, "deep_convnet_params.pkl"))
+    net.load_params(path)
     _, (x, t) = _common.load_test_images(args, flatten=False, dataset="mnist")
     n = 1000 if args.quick else len(x)
     x, t = x[:n], t[:n]

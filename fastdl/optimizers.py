@@ -184,13 +184,15 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Momentum):
-    """Nesterov's accelerated gradient exactly as the book's ``common/optimizer.py`` (lr 0.01, momentum 0.9).
+    """Nesterov's accelerated gradient as the book's ``common/optimizer.py`` first had it (lr 0.01, momentum 0.9).
 
     ``v = momentum * v - lr * g; p += momentum**2 * v - (1 + momentum) * lr * g``
-    -- the velocity is updated *first* and the new one is used.  One step from
-    p=1, g=1, lr=0.1, momentum=0.9 gives 0.729.  The form of the paper the book
-    cites (arXiv 1212.0901), which uses the old velocity and gives 0.81, is
-    :class:`NesterovBengio`.
+    -- the velocity is updated *first* and the new one is used.  This is the
+    book repository's code from its first commit (0dda3d1, 2016) until commit
+    89eadd0 ("Fix Nesterov update function", January 2021); one step from p=1,
+    g=1, lr=0.1, momentum=0.9 gives 0.729.  The book's code since that fix --
+    the form of the paper it cites (arXiv 1212.0901), which uses the old
+    velocity and gives 0.81 -- is :class:`NesterovBengio`.
     """
 
     name = "nesterov"
@@ -205,8 +207,10 @@ class NesterovBengio(Momentum):
     """Nesterov momentum in the form of Bengio, Boulanger-Lewandowski and Pascanu (arXiv 1212.0901).
 
     ``p += momentum**2 * v - (1 + momentum) * lr * g`` with the velocity of the
-    previous step, then ``v = momentum * v - lr * g``.  One step from p=1, g=1,
-    lr=0.1, momentum=0.9 gives 0.81 (the book's :class:`Nesterov` gives 0.729).
+    previous step, then ``v = momentum * v - lr * g``.  This is the book's
+    ``common/optimizer.py`` Nesterov since its commit 89eadd0 (January 2021).
+    One step from p=1, g=1, lr=0.1, momentum=0.9 gives 0.81 (:class:`Nesterov`,
+    the book's code before that commit, gives 0.729).
     """
 
     name = "nesterov_bengio"
@@ -275,8 +279,9 @@ _OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, NesterovBengio
 
 
 def get_optimizer(name: str, **kwargs: float) -> Optimizer:
-    """An optimizer by name (case-insensitive): sgd, momentum, nesterov (the book's),
-    nesterov_bengio, adagrad, rmsprop, adam.  ValueError for an unknown name or argument."""
+    """An optimizer by name (case-insensitive): sgd, momentum, nesterov (the book's code
+    until 2021), nesterov_bengio (the book's code since), adagrad, rmsprop, adam.
+    ValueError for an unknown name or argument."""
     cls = _OPTIMIZERS.get(str(name).lower())
     if cls is None:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(_OPTIMIZERS)}")

@@ -37,12 +37,26 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+class Layers(OrderedDict):
+    """A model's layers by name, in order.  An int indexes them by position, as the book's
+    DeepConvNet keeps its layers in a list: ``layers[0]`` is the first Convolution."""
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+            layers = list(self.values())
+            if not -len(layers) <= key < len(layers):
+                raise IndexError(f"layer index {key} out of range: the model has {len(layers)} layers")
+            return layers[key]
+        return super().__getitem__(key)
+
+
 class Model:
     """Base class of the book's networks.
 
-    Subclasses build ``self.layers`` (an OrderedDict of layers, applied in
-    order) with :meth:`_add`, which also records where each parameter's
-    gradient and each running statistic lives.  ``last_layer`` is the
+    Subclasses build ``self.layers`` (a :class:`Layers`: an OrderedDict of
+    layers, applied in order, that an int also indexes) with :meth:`_add`,
+    which also records where each parameter's gradient and each running
+    statistic lives.  ``last_layer`` is the
     :class:`~fastdl.layers.SoftmaxWithLoss` on top.
     """
 
@@ -54,7 +68,7 @@ class Model:
         seed_value = int(seed) if isinstance(seed, (int, np.integer)) else None
         self._config = _plain(dict(config, dtype=self.dtype.name, seed=seed_value))
         self.params: dict[str, np.ndarray] = {}
-        self.layers: OrderedDict[str, Any] = OrderedDict()
+        self.layers: Layers = Layers()
         self.last_layer = SoftmaxWithLoss()
         self._grads: dict[str, tuple[Any, str]] = {}
         self._buffers: dict[str, tuple[Any, str]] = {}

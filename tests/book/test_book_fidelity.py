@@ -3,7 +3,7 @@
 Each test names the book's script it follows.  The book's formulas are written out here
 (``book_*`` helpers) and fastdl is compared with them step by step.
 """
-import math
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -12,119 +12,234 @@ import fastdl
 from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, NesterovBengio, RMSprop
 
 # ---------------------------------------------------------------- the book's update rules
-# common/optimizer.py, written out: state is a dict, p and g are floats or float64 arrays.
+# common/optimizer.py of the book's repository (oreilly-japan/deep-learning-from-scratch,
+# master 07b1161), written out as it stands there, comments dropped.
 
 
-def book_update(name, hp, state, p, g):
-    """One step of the book's optimizer ``name`` on one parameter; returns the new p."""
-    if name == "sgd":
-        return p - hp["lr"] * g
-    if name == "momentum":
-        state["v"] = hp["momentum"] * state.get("v", 0 * p) - hp["lr"] * g
-        return p + state["v"]
-    if name == "nesterov":  # the book: velocity first, then p with the NEW velocity
-        v = state.get("v", 0 * p) * hp["momentum"]
-        v = v - hp["lr"] * g
-        state["v"] = v
-        p = p + hp["momentum"] * hp["momentum"] * v
-        return p - (1 + hp["momentum"]) * hp["lr"] * g
-    if name == "adagrad":
-        state["h"] = state.get("h", 0 * p) + g * g
-        return p - hp["lr"] * g / (np.sqrt(state["h"]) + 1e-7)
-    if name == "rmsprop":
-        h = state.get("h", 0 * p) * hp["decay_rate"]
-        state["h"] = h + (1 - hp["decay_rate"]) * g * g
-        return p - hp["lr"] * g / (np.sqrt(state["h"]) + 1e-7)
-    if name == "adam":
-        state["iter"] = it = state.get("iter", 0) + 1
-        lr_t = hp["lr"] * np.sqrt(1.0 - hp["beta2"] ** it) / (1.0 - hp["beta1"] ** it)
-        m, v = state.get("m", 0 * p), state.get("v", 0 * p)
-        state["m"] = m = m + (1 - hp["beta1"]) * (g - m)
-        state["v"] = v = v + (1 - hp["beta2"]) * (g ** 2 - v)
-        return p - lr_t * m / (np.sqrt(v) + 1e-7)
-    raise AssertionError(name)
+class BookSGD:
+    def __init__(self, lr=0.01):
+        self.lr = lr
+
+    def update(self, params, grads):
+        for key in params.keys():
+            params[key] -= self.lr * grads[key]
 
 
+class BookMomentum:
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr = lr
+        self.momentum = momentum
+        self.v = None
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {}
+            for key, val in params.items():
+                self.v[key] = np.zeros_like(val)
+
+        for key in params.keys():
+            self.v[key] = self.momentum*self.v[key] - self.lr*grads[key]
+            params[key] += self.v[key]
+
+
+class BookNesterov:
+    """The book's Nesterov since its commit 89eadd0 "Fix Nesterov update function" (2021-01-18)."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr = lr
+        self.momentum = momentum
+        self.v = None
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {}
+            for key, val in params.items():
+                self.v[key] = np.zeros_like(val)
+
+        for key in params.keys():
+            params[key] += self.momentum * self.momentum * self.v[key]
+            params[key] -= (1 + self.momentum) * self.lr * grads[key]
+            self.v[key] *= self.momentum
+            self.v[key] -= self.lr * grads[key]
+
+
+class BookNesterov2016(BookNesterov):
+    """The book's Nesterov from its first commit 0dda3d1 (2016) up to 89eadd0: velocity first."""
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {}
+            for key, val in params.items():
+                self.v[key] = np.zeros_like(val)
+
+        for key in params.keys():
+            self.v[key] *= self.momentum
+            self.v[key] -= self.lr * grads[key]
+            params[key] += self.momentum * self.momentum * self.v[key]
+            params[key] -= (1 + self.momentum) * self.lr * grads[key]
+
+
+class BookAdaGrad:
+    def __init__(self, lr=0.01):
+        self.lr = lr
+        self.h = None
+
+    def update(self, params, grads):
+        if self.h is None:
+            self.h = {}
+            for key, val in params.items():
+                self.h[key] = np.zeros_like(val)
+
+        for key in params.keys():
+            self.h[key] += grads[key] * grads[key]
+            params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + 1e-7)
+
+
+class BookRMSprop:
+    def __init__(self, lr=0.01, decay_rate = 0.99):
+        self.lr = lr
+        self.decay_rate = decay_rate
+        self.h = None
+
+    def update(self, params, grads):
+        if self.h is None:
+            self.h = {}
+            for key, val in params.items():
+                self.h[key] = np.zeros_like(val)
+
+        for key in params.keys():
+            self.h[key] *= self.decay_rate
+            self.h[key] += (1 - self.decay_rate) * grads[key] * grads[key]
+            params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + 1e-7)
+
+
+class BookAdam:
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.iter = 0
+        self.m = None
+        self.v = None
+
+    def update(self, params, grads):
+        if self.m is None:
+            self.m, self.v = {}, {}
+            for key, val in params.items():
+                self.m[key] = np.zeros_like(val)
+                self.v[key] = np.zeros_like(val)
+
+        self.iter += 1
+        lr_t  = self.lr * np.sqrt(1.0 - self.beta2**self.iter) / (1.0 - self.beta1**self.iter)
+
+        for key in params.keys():
+            self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
+            self.v[key] += (1 - self.beta2) * (grads[key]**2 - self.v[key])
+
+            params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + 1e-7)
+
+
+# fastdl's class, the book's class, hyperparameters (not the defaults, so that they are passed on)
 CASES = [
-    (SGD, "sgd", {"lr": 0.1}),
-    (Momentum, "momentum", {"lr": 0.1, "momentum": 0.9}),
-    (Nesterov, "nesterov", {"lr": 0.1, "momentum": 0.9}),
-    (AdaGrad, "adagrad", {"lr": 0.1}),
-    (RMSprop, "rmsprop", {"lr": 0.1, "decay_rate": 0.99}),
-    (Adam, "adam", {"lr": 0.01, "beta1": 0.9, "beta2": 0.999}),
+    (SGD, BookSGD, {"lr": 0.1}),
+    (Momentum, BookMomentum, {"lr": 0.1, "momentum": 0.8}),
+    (Nesterov, BookNesterov2016, {"lr": 0.1, "momentum": 0.8}),
+    (NesterovBengio, BookNesterov, {"lr": 0.1, "momentum": 0.8}),
+    (AdaGrad, BookAdaGrad, {"lr": 0.1}),
+    (RMSprop, BookRMSprop, {"lr": 0.1, "decay_rate": 0.9}),
+    (Adam, BookAdam, {"lr": 0.01, "beta1": 0.8, "beta2": 0.99}),
 ]
+IDS = [c[0].__name__ for c in CASES]
 
 
-@pytest.mark.parametrize("cls,name,hp", CASES, ids=[c[1] for c in CASES])
-def test_every_optimizer_follows_the_book_step_by_step(backend, cls, name, hp):
+@pytest.mark.parametrize("cls,book_cls,hp", CASES, ids=IDS)
+def test_every_optimizer_follows_the_book_step_by_step(backend, cls, book_cls, hp):
+    # The same six steps of the book's optimizer and of fastdl's, on float64 arrays, compared
+    # after every step (fastdl's Adam runs the backend's fused kernel).
     rng = np.random.default_rng(19)
     params = {"W1": rng.standard_normal((4, 3)), "b1": rng.standard_normal(3)}
-    book = {k: v.copy() for k, v in params.items()}
-    book_state = {k: {} for k in params}
-    opt = cls(**hp)
+    book_params = {k: v.copy() for k, v in params.items()}
+    optimizer, book_optimizer = cls(**hp), book_cls(**hp)
     for step in range(6):
         grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
-        opt.update(params, grads)
-        for k in book:
-            book[k] = book_update(name, hp, book_state[k], book[k], grads[k])
-            np.testing.assert_allclose(params[k], book[k], rtol=1e-12, atol=1e-15,
-                                       err_msg=f"{name} step {step + 1} {k}")
+        optimizer.update(params, grads)
+        book_optimizer.update(book_params, grads)
+        for k in params:
+            np.testing.assert_allclose(params[k], book_params[k], rtol=1e-12, atol=1e-15,
+                                       err_msg=f"{cls.__name__} step {step + 1} {k}")
 
 
-def test_nesterov_is_the_books_and_the_papers_form_is_named():
-    # The book (common/optimizer.py): v *= momentum; v -= lr*g; p += momentum**2 * v; p -= (1+momentum)*lr*g
-    # from p=1, g=1, lr=0.1, momentum=0.9: v = -0.1, p = 1 - 0.081 - 0.19 = 0.729.
+def test_nesterov_one_step_both_forms_of_the_book():
+    # p=1, g=1, lr=0.1, momentum=0.9.  The book's code since 89eadd0 (2021): p += 0.81 * v_old (0);
+    # p -= 1.9 * 0.1 * 1 -> 0.81.  Its code before (2016-2020): v = -0.1 first, then
+    # p += 0.81 * (-0.1); p -= 0.19 -> 0.729.  fastdl: NesterovBengio and Nesterov.
+    for book_cls, expected in ((BookNesterov, 0.81), (BookNesterov2016, 0.729)):
+        params = {"x": np.array([1.0])}
+        book_cls(lr=0.1, momentum=0.9).update(params, {"x": np.array([1.0])})
+        assert params["x"][0] == pytest.approx(expected, abs=1e-15)
     p = {"x": np.array([1.0])}
     Nesterov(lr=0.1, momentum=0.9).update(p, {"x": np.array([1.0])})
     assert p["x"][0] == pytest.approx(0.729, abs=1e-15)
-    # The form of arXiv 1212.0901 (old velocity in the p step) gives 0.81: offered under its own name.
     p = {"x": np.array([1.0])}
     NesterovBengio(lr=0.1, momentum=0.9).update(p, {"x": np.array([1.0])})
     assert p["x"][0] == pytest.approx(0.81, abs=1e-15)
-    assert fastdl.optimizers.get_optimizer("nesterov").__class__ is Nesterov
+    assert type(fastdl.optimizers.get_optimizer("nesterov")) is Nesterov
+    assert type(fastdl.optimizers.get_optimizer("nesterov_bengio")) is NesterovBengio
 
 
-def test_nesterov_bengio_step_by_step():
-    lr, mu = 0.1, 0.9
-    rng = np.random.default_rng(3)
-    p = {"W": rng.standard_normal(5)}
-    ref, v = p["W"].copy(), np.zeros(5)
-    opt = NesterovBengio(lr=lr, momentum=mu)
-    for _ in range(4):
-        g = rng.standard_normal(5)
-        opt.update(p, {"W": g})
-        ref = ref + mu * mu * v - (1 + mu) * lr * g
-        v = mu * v - lr * g
-        np.testing.assert_allclose(p["W"], ref, rtol=1e-13)
+def f(x, y):
+    """ch06/optimizer_compare_naive.py."""
+    return x**2 / 20.0 + y**2
 
 
-def book_df(x, y):
-    """ch06/optimizer_compare_naive.py: the gradient of x**2 / 20 + y**2."""
-    return x / 10.0, 2.0 * y
+def df(x, y):
+    """ch06/optimizer_compare_naive.py."""
+    return x / 10.0, 2.0*y
 
 
-@pytest.mark.parametrize("cls,name,hp", [
-    (SGD, "sgd", {"lr": 0.95}),
-    (Momentum, "momentum", {"lr": 0.1, "momentum": 0.9}),
-    (AdaGrad, "adagrad", {"lr": 1.5}),
-    (Adam, "adam", {"lr": 0.3, "beta1": 0.9, "beta2": 0.999}),
-], ids=["sgd", "momentum", "adagrad", "adam"])
-def test_optimizer_compare_naive_python_floats(backend, cls, name, hp):
-    # ch06/optimizer_compare_naive.py: params and grads are dicts of Python floats.
-    optimizer = cls(lr=hp["lr"])
+def test_optimizer_compare_naive_python_floats(backend):
+    # ch06/optimizer_compare_naive.py as the book writes it: params and grads are dicts of Python
+    # floats; the same loop runs the book's optimizers alongside, and every point is compared.
+    init_pos = (-7.0, 2.0)
     params = {}
-    params["x"], params["y"] = -7.0, 2.0
+    params['x'], params['y'] = init_pos[0], init_pos[1]
     grads = {}
-    book_x, book_y, sx, sy = -7.0, 2.0, {}, {}
-    for _ in range(30):
-        grads["x"], grads["y"] = book_df(params["x"], params["y"])
-        optimizer.update(params, grads)
-        gx, gy = book_df(book_x, book_y)
-        book_x = book_update(name, hp, sx, book_x, gx)
-        book_y = book_update(name, hp, sy, book_y, gy)
-        assert type(params["x"]) is float and type(params["y"]) is float
-        assert params["x"] == pytest.approx(book_x, rel=1e-12, abs=1e-14)
-        assert params["y"] == pytest.approx(book_y, rel=1e-12, abs=1e-14)
+    grads['x'], grads['y'] = 0, 0
+
+    optimizers = OrderedDict()
+    optimizers["SGD"] = SGD(lr=0.95)
+    optimizers["Momentum"] = Momentum(lr=0.1)
+    optimizers["AdaGrad"] = AdaGrad(lr=1.5)
+    optimizers["Adam"] = Adam(lr=0.3)
+    # beyond the book's four: the other optimizers take the same call
+    optimizers["Nesterov"] = Nesterov(lr=0.1)
+    optimizers["NesterovBengio"] = NesterovBengio(lr=0.1)
+    optimizers["RMSprop"] = RMSprop(lr=0.1)
+    book_optimizers = {"SGD": BookSGD(lr=0.95), "Momentum": BookMomentum(lr=0.1),
+                       "AdaGrad": BookAdaGrad(lr=1.5), "Adam": BookAdam(lr=0.3),
+                       "Nesterov": BookNesterov2016(lr=0.1), "NesterovBengio": BookNesterov(lr=0.1),
+                       "RMSprop": BookRMSprop(lr=0.1)}
+
+    for key in optimizers:
+        optimizer = optimizers[key]
+        x_history = []
+        y_history = []
+        params['x'], params['y'] = init_pos[0], init_pos[1]
+        book_params, book_grads = {'x': init_pos[0], 'y': init_pos[1]}, {}
+
+        for i in range(30):
+            x_history.append(params['x'])
+            y_history.append(params['y'])
+
+            grads['x'], grads['y'] = df(params['x'], params['y'])
+            optimizer.update(params, grads)
+
+            book_grads['x'], book_grads['y'] = df(book_params['x'], book_params['y'])
+            book_optimizers[key].update(book_params, book_grads)
+            assert type(params['x']) is float and type(params['y']) is float, key
+            assert params['x'] == pytest.approx(float(book_params['x']), rel=1e-12, abs=1e-14), (key, i)
+            assert params['y'] == pytest.approx(float(book_params['y']), rel=1e-12, abs=1e-14), (key, i)
+        assert len(x_history) == 30 and f(params['x'], params['y']) < f(*init_pos), key
 
 
 def test_optimizers_take_numpy_scalars():
@@ -142,28 +257,65 @@ def test_optimizers_take_numpy_scalars():
 # ---------------------------------------------------------------- chapter 4: gradients
 
 
-def book_function_2(x):
-    """ch04/gradient_2d.py: sum of squares of one point (1-D) or of each row (2-D)."""
-    if x.ndim == 1:
-        return np.sum(x ** 2)
+def _numerical_gradient_no_batch(f, x):
+    """ch04/gradient_2d.py, as the book writes it."""
+    h = 1e-4  # 0.0001
+    grad = np.zeros_like(x)
+
+    for idx in range(x.size):
+        tmp_val = x[idx]
+        x[idx] = float(tmp_val) + h
+        fxh1 = f(x)  # f(x+h)
+
+        x[idx] = tmp_val - h
+        fxh2 = f(x)  # f(x-h)
+        grad[idx] = (fxh1 - fxh2) / (2*h)
+
+        x[idx] = tmp_val
+
+    return grad
+
+
+def book_numerical_gradient(f, X):
+    """ch04/gradient_2d.py, as the book writes it."""
+    if X.ndim == 1:
+        return _numerical_gradient_no_batch(f, X)
     else:
-        return np.sum(x ** 2, axis=1)
+        grad = np.zeros_like(X)
+
+        for idx, x in enumerate(X):
+            grad[idx] = _numerical_gradient_no_batch(f, x)
+
+        return grad
+
+
+def function_2(x):
+    """ch04/gradient_2d.py."""
+    if x.ndim == 1:
+        return np.sum(x**2)
+    else:
+        return np.sum(x**2, axis=1)
 
 
 def test_gradient_2d_batch_of_points():
-    # ch04/gradient_2d.py: the gradient at every grid point, the points as columns of [X, Y].
+    # ch04/gradient_2d.py: numerical_gradient(function_2, np.array([X, Y]) ) on the grid's points.
     from fastdl.gradient import numerical_gradient
     x0 = np.arange(-2, 2.5, 0.25)
     x1 = np.arange(-2, 2.5, 0.25)
     X, Y = np.meshgrid(x0, x1)
+
     X = X.flatten()
     Y = Y.flatten()
-    grad = numerical_gradient(book_function_2, np.array([X, Y]))
-    assert grad.shape == (2, X.size)
-    np.testing.assert_allclose(grad[0], 2 * X, atol=1e-6)  # row i: the gradient at the point row i
+
+    grad = numerical_gradient(function_2, np.array([X, Y]) )
+    book_grad = book_numerical_gradient(function_2, np.array([X, Y]) )
+    assert grad.shape == book_grad.shape == (2, X.size)
+    np.testing.assert_array_equal(grad, book_grad)  # the same differences, row by row
+    np.testing.assert_allclose(grad[0], 2 * X, atol=1e-6)
     np.testing.assert_allclose(grad[1], 2 * Y, atol=1e-6)
-    # a single point, and a function of the whole array, still work as before
-    np.testing.assert_allclose(numerical_gradient(book_function_2, np.array([3.0, 4.0])), [6.0, 8.0], atol=1e-6)
+    # the book's text (4.4): numerical_gradient(function_2, np.array([3.0, 4.0])) -> array([6., 8.])
+    np.testing.assert_allclose(numerical_gradient(function_2, np.array([3.0, 4.0])), [6.0, 8.0], atol=1e-6)
+    # a function of the whole 2-D array (a weight matrix, as the networks') is not a batch
     W = np.array([[1.0, 2.0], [3.0, 4.0]])
     np.testing.assert_allclose(numerical_gradient(lambda a: np.sum(a) ** 2, W), np.full((2, 2), 20.0), rtol=1e-6)
 
@@ -176,25 +328,48 @@ def test_numerical_gradient_neither_scalar_nor_one_value_per_row():
         numerical_gradient(lambda a: a * 2, np.ones(3))
 
 
-def book_function_2_method(x):
-    """ch04/gradient_method.py."""
-    return x[0] ** 2 + x[1] ** 2
-
-
 def test_gradient_method_x_history():
-    # ch04/gradient_method.py: x, x_history = gradient_descent(function_2, init_x, lr=lr, step_num=step_num)
+    # ch04/gradient_method.py, whose own gradient_descent also returns the history for the plot:
+    #     x, x_history = gradient_descent(function_2, init_x, lr=lr, step_num=step_num)
+    # fastdl's gradient_descent returns x alone (as in the book's text, 4.4.1) unless asked
+    # for the history with return_history=True.
     from fastdl.gradient import gradient_descent
+
+    def function_2(x):
+        return x[0]**2 + x[1]**2
+
     init_x = np.array([-3.0, 4.0])
+
     lr = 0.1
     step_num = 20
-    x, x_history = gradient_descent(book_function_2_method, init_x, lr=lr, step_num=step_num,
-                                    return_history=True)
+    x, x_history = gradient_descent(function_2, init_x, lr=lr, step_num=step_num, return_history=True)
+
     assert x_history.shape == (20, 2)
-    np.testing.assert_array_equal(x_history[0], [-3.0, 4.0])  # before the first step
+    np.testing.assert_array_equal(x_history[0], [-3.0, 4.0])  # before the first step, as the book's
     expected = np.array([-3.0, 4.0]) * 0.8 ** np.arange(20)[:, None]  # each step multiplies by 1 - 2*lr
     np.testing.assert_allclose(x_history, expected, rtol=1e-6)
     np.testing.assert_allclose(x, [-3.0 * 0.8 ** 20, 4.0 * 0.8 ** 20], rtol=1e-6)
-    np.testing.assert_allclose(x_history[:, 0], expected[:, 0], rtol=1e-6)  # the plot's x_history[:,0]
+    np.testing.assert_array_equal(init_x, [-3.0, 4.0])  # (the book's version moves init_x itself)
+    # the plot: plt.plot( x_history[:,0], x_history[:,1], 'o')
+    assert x_history[:, 0].shape == x_history[:, 1].shape == (20,)
+
+
+def test_gradient_descent_as_in_the_books_text():
+    # 4.4.1: the three calls of the text and the values it prints.
+    from fastdl.gradient import gradient_descent
+
+    def function_2(x):
+        return x[0]**2 + x[1]**2
+
+    init_x = np.array([-3.0, 4.0])
+    np.testing.assert_allclose(gradient_descent(function_2, init_x=init_x, lr=0.1, step_num=100),
+                               [-6.11110793e-10, 8.14814391e-10], rtol=1e-8)
+    init_x = np.array([-3.0, 4.0])
+    np.testing.assert_allclose(gradient_descent(function_2, init_x=init_x, lr=10.0, step_num=100),
+                               [-2.58983747e+13, -1.29524862e+12], rtol=1e-8)
+    init_x = np.array([-3.0, 4.0])
+    np.testing.assert_allclose(gradient_descent(function_2, init_x=init_x, lr=1e-10, step_num=100),
+                               [-2.99999994, 3.99999992], rtol=1e-8)
 
 
 # ---------------------------------------------------------------- chapters 6-7: layers and models
@@ -262,23 +437,65 @@ def test_gradient_check_labels_of_shape_n_1(backend):
 
 
 def test_batch_norm_gradient_check_one_sample_names_the_book_and_the_fix():
-    # ch06/batch_norm_gradient_check.py: x_batch = x_train[:1]; network.gradient(x_batch, t_batch)
-    # (random data stands in for MNIST; smaller layers for speed)
+    # ch06/batch_norm_gradient_check.py as the book writes it (random data stands in for MNIST).
+    # fastdl refuses batch norm on one sample in training on purpose (its variance is 0, every
+    # output would be beta): every call of the script says so, naming the script and the fix.
     from fastdl.gradient import gradient_check
     from fastdl.models import MultiLayerNetExtend
     rng = np.random.default_rng(5)
-    x_train = rng.random((10, 20))
+    x_train = rng.random((10, 784))
     t_train = np.eye(10)[rng.integers(0, 10, 10)]
-    network = MultiLayerNetExtend(input_size=20, hidden_size_list=[8, 8], output_size=10,
-                                  use_batchnorm=True, dtype=np.float64, seed=0)
+
+    network = MultiLayerNetExtend(input_size=784, hidden_size_list=[100, 100], output_size=10,
+                                  use_batchnorm=True)
+
     x_batch = x_train[:1]
     t_batch = t_train[:1]
-    with pytest.raises(ValueError, match=r"batch_norm_gradient_check.*x_train\[:2\]"):
-        network.gradient(x_batch, t_batch)
-    with pytest.raises(ValueError, match=r"at least 2 samples"):
+
+    book_usage_and_fix = r"batch_norm_gradient_check.*x_train\[:1\].*x_train\[:2\], t_train\[:2\]"
+    with pytest.raises(ValueError, match=book_usage_and_fix):
+        grad_backprop = network.gradient(x_batch, t_batch)
+    with pytest.raises(ValueError, match=book_usage_and_fix):
+        grad_numerical = network.numerical_gradient(x_batch, t_batch)
+    with pytest.raises(ValueError, match=book_usage_and_fix):
         gradient_check(network, x_batch, t_batch)
-    errors = gradient_check(network, x_train[:2], t_train[:2])  # the fix
-    assert max(errors.values()) < 1e-4, errors
+
+    # the fix, in float64 (smaller layers for speed): the script's loop then prints small diffs
+    network = MultiLayerNetExtend(input_size=784, hidden_size_list=[10, 10], output_size=10,
+                                  use_batchnorm=True, dtype=np.float64, seed=0)
+    x_batch = x_train[:2]
+    t_batch = t_train[:2]
+    grad_backprop = network.gradient(x_batch, t_batch)
+    grad_numerical = network.numerical_gradient(x_batch, t_batch)
+    for key in grad_numerical.keys():
+        diff = np.average( np.abs(grad_backprop[key] - grad_numerical[key]) )
+        assert diff < 1e-6, (key, diff)
+    errors = gradient_check(network, x_batch, t_batch)
+    assert set(errors) == set(network.params) and max(errors.values()) < 1e-4, errors
+
+
+def test_deep_convnet_layers_by_index_as_the_books_list():
+    # ch08/deep_convnet.py keeps its layers in a list: layers[0] is the first Convolution, and
+    # gradient() reads self.layers[layer_idx].dW for layer_idx in (0, 2, 5, 7, 10, 12, 15, 18).
+    from fastdl.layers import Affine, Convolution, Dropout, Pooling, Relu
+    from fastdl.models import DeepConvNet
+    network = DeepConvNet(seed=0)
+    assert isinstance(network.layers[0], Convolution)
+    assert network.layers[0] is network.layers["Conv1"]
+    assert network.layers[0].W is network.params['W1']
+    kinds = [Convolution, Relu, Convolution, Relu, Pooling] * 3 + [Affine, Relu, Dropout, Affine, Dropout]
+    assert [type(network.layers[i]) for i in range(len(network.layers))] == kinds
+    x = np.random.default_rng(0).random((2, 1, 28, 28)).astype(np.float32)
+    grads = network.gradient(x, np.array([3, 7]))
+    for i, layer_idx in enumerate((0, 2, 5, 7, 10, 12, 15, 18)):
+        assert network.layers[layer_idx].W is network.params['W' + str(i+1)]
+        np.testing.assert_array_equal(network.layers[layer_idx].dW, grads['W' + str(i+1)])
+        np.testing.assert_array_equal(network.layers[layer_idx].db, grads['b' + str(i+1)])
+    assert network.layers[-1] is network.layers["Dropout2"]
+    assert network.layers[np.int64(4)] is network.layers["Pool1"]
+    with pytest.raises(IndexError, match="20 layers"):
+        network.layers[20]
+    assert list(network.layers)[:3] == ["Conv1", "Relu1", "Conv2"]  # names stay the keys
 
 
 def test_np_random_seed_reproduces_init_and_dropout():

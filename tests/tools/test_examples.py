@@ -238,9 +238,11 @@ def _fake_mnist(directory: Path, n_train: int = 200, n_test: int = 100) -> Path:
     return directory
 
 
-def test_dataset_auto_prefers_mnist_over_installed_fashion_mnist(tmp_path):
+@pytest.mark.parametrize("choice", [[], ["--dataset", "auto"], ["--dataset", "mnist"]],
+                         ids=["default", "auto", "mnist"])
+def test_dataset_auto_prefers_mnist_over_installed_fashion_mnist(tmp_path, choice):
     fake = _fake_mnist(tmp_path / "mnist")
-    r = _run([str(EXAMPLES_DIR / "ch05_gradient_check.py"), "--data-dir", str(fake)], tmp_path)
+    r = _run([str(EXAMPLES_DIR / "ch05_gradient_check.py"), *choice, "--data-dir", str(fake)], tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "data: mnist\n" in r.stdout
 
