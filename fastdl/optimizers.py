@@ -21,7 +21,7 @@ import numpy as np
 
 from . import ops
 
-__all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "NesterovBengio", "AdaGrad", "RMSprop", "Adam", "get_optimizer"]
+__all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "Nesterov2016", "AdaGrad", "RMSprop", "Adam", "get_optimizer"]
 
 Params = Dict[str, np.ndarray]
 
@@ -184,42 +184,40 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Momentum):
-    """Nesterov's accelerated gradient as the book's ``common/optimizer.py`` first had it (lr 0.01, momentum 0.9).
+    """Nesterov's accelerated gradient exactly as the book's ``common/optimizer.py`` (lr 0.01, momentum 0.9).
 
-    ``v = momentum * v - lr * g; p += momentum**2 * v - (1 + momentum) * lr * g``
-    -- the velocity is updated *first* and the new one is used.  This is the
-    book repository's code from its first commit (0dda3d1, 2016) until commit
-    89eadd0 ("Fix Nesterov update function", January 2021); one step from p=1,
-    g=1, lr=0.1, momentum=0.9 gives 0.729.  The book's code since that fix --
-    the form of the paper it cites (arXiv 1212.0901), which uses the old
-    velocity and gives 0.81 -- is :class:`NesterovBengio`.
+    ``p += momentum**2 * v - (1 + momentum) * lr * g`` with the velocity of the
+    previous step, then ``v = momentum * v - lr * g`` -- the form of the paper
+    the book cites (Bengio, Boulanger-Lewandowski and Pascanu, arXiv 1212.0901)
+    and of the book's repository since its commit 89eadd0 ("Fix Nesterov update
+    function", January 2021).  One step from p=1, g=1, lr=0.1, momentum=0.9
+    gives 0.81.  The repository's code before that fix is :class:`Nesterov2016`.
     """
 
     name = "nesterov"
-
-    def _step(self, key, p, g):
-        v = self._velocity(key, p, g)
-        p += self.momentum * self.momentum * v
-        p -= (1 + self.momentum) * self.lr * g
-
-
-class NesterovBengio(Momentum):
-    """Nesterov momentum in the form of Bengio, Boulanger-Lewandowski and Pascanu (arXiv 1212.0901).
-
-    ``p += momentum**2 * v - (1 + momentum) * lr * g`` with the velocity of the
-    previous step, then ``v = momentum * v - lr * g``.  This is the book's
-    ``common/optimizer.py`` Nesterov since its commit 89eadd0 (January 2021).
-    One step from p=1, g=1, lr=0.1, momentum=0.9 gives 0.81 (:class:`Nesterov`,
-    the book's code before that commit, gives 0.729).
-    """
-
-    name = "nesterov_bengio"
 
     def _step(self, key, p, g):
         v = self._slot("v", key, p)
         p += self.momentum * self.momentum * v
         p -= (1 + self.momentum) * self.lr * g
         self._velocity(key, p, g)
+
+
+class Nesterov2016(Momentum):
+    """The book repository's Nesterov from its first commit (2016) until its 2021 fix.
+
+    ``v = momentum * v - lr * g; p += momentum**2 * v - (1 + momentum) * lr * g``
+    -- the velocity is updated *first* and the new one is used, so one step from
+    p=1, g=1, lr=0.1, momentum=0.9 gives 0.729 instead of :class:`Nesterov`'s
+    0.81.  Kept to reproduce runs made with the book's code of those years.
+    """
+
+    name = "nesterov_2016"
+
+    def _step(self, key, p, g):
+        v = self._velocity(key, p, g)
+        p += self.momentum * self.momentum * v
+        p -= (1 + self.momentum) * self.lr * g
 
 
 class AdaGrad(Optimizer):
@@ -275,12 +273,12 @@ class Adam(Optimizer):
                         self._lr_t, self.beta1, self.beta2, 1e-7)
 
 
-_OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, NesterovBengio, AdaGrad, RMSprop, Adam)}
+_OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, Nesterov2016, AdaGrad, RMSprop, Adam)}
 
 
 def get_optimizer(name: str, **kwargs: float) -> Optimizer:
-    """An optimizer by name (case-insensitive): sgd, momentum, nesterov (the book's code
-    until 2021), nesterov_bengio (the book's code since), adagrad, rmsprop, adam.
+    """An optimizer by name (case-insensitive): sgd, momentum, nesterov (the book's
+    code), nesterov_2016 (the book's code before its 2021 fix), adagrad, rmsprop, adam.
     ValueError for an unknown name or argument."""
     cls = _OPTIMIZERS.get(str(name).lower())
     if cls is None:

@@ -7,7 +7,7 @@ import pytest
 
 from fastdl.layers import (Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu, Sigmoid,
                            SoftmaxWithLoss)
-from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, NesterovBengio, RMSprop
+from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, Nesterov2016, RMSprop
 
 RNG = np.random.default_rng(20)
 
@@ -150,7 +150,7 @@ def test_dropout_ratio_type_and_range():
 
 # ---------------------------------------------------------------- optimizers
 
-OPTIMIZERS = [SGD, Momentum, Nesterov, NesterovBengio, AdaGrad, RMSprop, Adam]
+OPTIMIZERS = [SGD, Momentum, Nesterov, Nesterov2016, AdaGrad, RMSprop, Adam]
 
 
 @pytest.mark.parametrize("cls", OPTIMIZERS, ids=lambda c: c.__name__)
@@ -195,7 +195,7 @@ def test_update_is_all_or_nothing(backend, cls):
 
 
 @pytest.mark.parametrize("cls,arg", [(Momentum, "momentum"), (Nesterov, "momentum"),
-                                     (NesterovBengio, "momentum"), (RMSprop, "decay_rate"),
+                                     (Nesterov2016, "momentum"), (RMSprop, "decay_rate"),
                                      (Adam, "beta1"), (Adam, "beta2")])
 @pytest.mark.parametrize("value", [1.0, 1.5, -0.1, float("inf"), float("nan")])
 def test_rates_outside_0_1_are_refused(cls, arg, value):

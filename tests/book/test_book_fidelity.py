@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastdl
-from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, NesterovBengio, RMSprop
+from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, Nesterov2016, RMSprop
 
 # ---------------------------------------------------------------- the book's update rules
 # common/optimizer.py of the book's repository (oreilly-japan/deep-learning-from-scratch,
@@ -143,8 +143,8 @@ class BookAdam:
 CASES = [
     (SGD, BookSGD, {"lr": 0.1}),
     (Momentum, BookMomentum, {"lr": 0.1, "momentum": 0.8}),
-    (Nesterov, BookNesterov2016, {"lr": 0.1, "momentum": 0.8}),
-    (NesterovBengio, BookNesterov, {"lr": 0.1, "momentum": 0.8}),
+    (Nesterov, BookNesterov, {"lr": 0.1, "momentum": 0.8}),
+    (Nesterov2016, BookNesterov2016, {"lr": 0.1, "momentum": 0.8}),
     (AdaGrad, BookAdaGrad, {"lr": 0.1}),
     (RMSprop, BookRMSprop, {"lr": 0.1, "decay_rate": 0.9}),
     (Adam, BookAdam, {"lr": 0.01, "beta1": 0.8, "beta2": 0.99}),
@@ -172,19 +172,19 @@ def test_every_optimizer_follows_the_book_step_by_step(backend, cls, book_cls, h
 def test_nesterov_one_step_both_forms_of_the_book():
     # p=1, g=1, lr=0.1, momentum=0.9.  The book's code since 89eadd0 (2021): p += 0.81 * v_old (0);
     # p -= 1.9 * 0.1 * 1 -> 0.81.  Its code before (2016-2020): v = -0.1 first, then
-    # p += 0.81 * (-0.1); p -= 0.19 -> 0.729.  fastdl: NesterovBengio and Nesterov.
+    # p += 0.81 * (-0.1); p -= 0.19 -> 0.729.  fastdl: Nesterov and Nesterov2016.
     for book_cls, expected in ((BookNesterov, 0.81), (BookNesterov2016, 0.729)):
         params = {"x": np.array([1.0])}
         book_cls(lr=0.1, momentum=0.9).update(params, {"x": np.array([1.0])})
         assert params["x"][0] == pytest.approx(expected, abs=1e-15)
     p = {"x": np.array([1.0])}
     Nesterov(lr=0.1, momentum=0.9).update(p, {"x": np.array([1.0])})
-    assert p["x"][0] == pytest.approx(0.729, abs=1e-15)
-    p = {"x": np.array([1.0])}
-    NesterovBengio(lr=0.1, momentum=0.9).update(p, {"x": np.array([1.0])})
     assert p["x"][0] == pytest.approx(0.81, abs=1e-15)
+    p = {"x": np.array([1.0])}
+    Nesterov2016(lr=0.1, momentum=0.9).update(p, {"x": np.array([1.0])})
+    assert p["x"][0] == pytest.approx(0.729, abs=1e-15)
     assert type(fastdl.optimizers.get_optimizer("nesterov")) is Nesterov
-    assert type(fastdl.optimizers.get_optimizer("nesterov_bengio")) is NesterovBengio
+    assert type(fastdl.optimizers.get_optimizer("nesterov_2016")) is Nesterov2016
 
 
 def f(x, y):
@@ -213,11 +213,11 @@ def test_optimizer_compare_naive_python_floats(backend):
     optimizers["Adam"] = Adam(lr=0.3)
     # beyond the book's four: the other optimizers take the same call
     optimizers["Nesterov"] = Nesterov(lr=0.1)
-    optimizers["NesterovBengio"] = NesterovBengio(lr=0.1)
+    optimizers["Nesterov2016"] = Nesterov2016(lr=0.1)
     optimizers["RMSprop"] = RMSprop(lr=0.1)
     book_optimizers = {"SGD": BookSGD(lr=0.95), "Momentum": BookMomentum(lr=0.1),
                        "AdaGrad": BookAdaGrad(lr=1.5), "Adam": BookAdam(lr=0.3),
-                       "Nesterov": BookNesterov2016(lr=0.1), "NesterovBengio": BookNesterov(lr=0.1),
+                       "Nesterov": BookNesterov(lr=0.1), "Nesterov2016": BookNesterov2016(lr=0.1),
                        "RMSprop": BookRMSprop(lr=0.1)}
 
     for key in optimizers:

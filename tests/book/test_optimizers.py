@@ -39,11 +39,10 @@ def test_momentum():
 def test_nesterov():
     lr, mu = 0.1, 0.9
     first, second = two_steps(Nesterov(lr=lr, momentum=mu))
+    p1 = P0 - (1 + mu) * lr * G1             # the velocity of the step before (0) is used
     v1 = -lr * G1
-    p1 = P0 + mu * mu * v1 - (1 + mu) * lr * G1
-    v2 = mu * v1 - lr * G2
     np.testing.assert_allclose(first, p1)
-    np.testing.assert_allclose(second, p1 + mu * mu * v2 - (1 + mu) * lr * G2)
+    np.testing.assert_allclose(second, p1 + mu * mu * v1 - (1 + mu) * lr * G2)
 
 
 def test_adagrad():
