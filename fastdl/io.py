@@ -6,7 +6,8 @@ previous file intact.  :func:`load_params_file` recognises a file by its
 content (zip = npz, pickle = the book's format), never by its name, and never
 runs code from it: npz is read with ``allow_pickle=False``, and pickles go
 through :func:`load_book_params`, which admits NumPy arrays and nothing else.
-Every problem with a file raises :class:`WeightFileError` (a ``ValueError``).
+Every problem with a file raises :class:`WeightFileError` (a ``ValueError``), and no
+header in a file can make a load allocate more than the file holds (:func:`read_npz`).
 """
 from __future__ import annotations
 
