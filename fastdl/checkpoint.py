@@ -29,7 +29,7 @@ from typing import Any, Mapping, Union
 
 import numpy as np
 
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, read_npz
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -101,8 +101,9 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
     if hashlib.sha256(body).digest() != digest:
         raise CheckpointError(f"{path}: checksum mismatch: the checkpoint is truncated or corrupt")
     try:
-        with np.load(io.BytesIO(body), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        # each array's header is checked against the bytes the body holds before anything is
+        # allocated: a header claiming 64 GiB is a CheckpointError, not a MemoryError
+        arrays = read_npz(io.BytesIO(body), path)
         meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
     except (ValueError, KeyError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint body ({exc})") from None
@@ -146,7 +147,8 @@ def restore(ckpt: Checkpoint, model: Any, optimizer: Any | None = None,
     """Load ``ckpt`` into ``model`` (and ``optimizer``), all or nothing.
 
     Raises :class:`CheckpointError` when the model name, parameter names or shapes, or the
-    optimizer differ; then neither object is changed.
+    optimizer differ -- an optimizer slot for a parameter the model does not have, or of
+    another shape than its parameter, included; then neither object is changed.
     """
     info = ckpt.meta.get("model")
     if not isinstance(info, dict) or info.get("name") != model.name:
@@ -156,6 +158,7 @@ def restore(ckpt: Checkpoint, model: Any, optimizer: Any | None = None,
     if optimizer is not None:
         if "optimizer" not in ckpt.meta:
             raise CheckpointError(f"{source}: checkpoint holds no optimizer state")
+        check_slots(ckpt.optim, model.params, source)
         try:
             trial = copy.deepcopy(optimizer)
             trial.load_state_dict(optimizer_state(ckpt))
@@ -182,3 +185,18 @@ def check_arrays(found: Mapping[str, np.ndarray], expected: Mapping[str, np.ndar
         if found[k].shape != np.shape(v):
             raise CheckpointError(f"{source}: {what} {k!r} has shape {found[k].shape}, "
                                   f"expected {np.shape(v)}")
+
+
+def check_slots(optim: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray], source: PathLike) -> None:
+    """Raise :class:`CheckpointError` unless every optimizer state array ``<slot>/<name>``
+    belongs to a parameter ``name`` of the model and has that parameter's shape."""
+    for flat in sorted(optim):
+        slot, sep, key = flat.partition("/")
+        if not sep:
+            raise CheckpointError(f"{source}: optimizer state {flat!r} is not named <slot>/<parameter>")
+        if key not in params:
+            raise CheckpointError(f"{source}: optimizer slot {slot!r} holds state for {key!r}, which is not "
+                                  f"a parameter of the model (parameters: {sorted(params)})")
+        if np.shape(optim[flat]) != np.shape(params[key]):
+            raise CheckpointError(f"{source}: optimizer slot {slot!r} for parameter {key!r} has shape "
+                                  f"{np.shape(optim[flat])}, the parameter has {np.shape(params[key])}")

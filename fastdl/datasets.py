@@ -51,15 +51,23 @@ _HOW_TO_GET = {
 
 # ----------------------------------------------------------------------------- IDX format
 
-def _read_bytes(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
+# Deflate's largest expansion (258 bytes from 2 bits): no gzip member inflates more than this.
+_DEFLATE_MAX_RATIO = 1032
+_CHUNK = 1 << 24
+
+
+def _read_exactly(fh, n: int, path: Path, what: str) -> bytearray:
+    """Up to ``n`` bytes of ``fh``, read in chunks (memory grows with what the file holds)."""
+    buf = bytearray()
     try:
-        return gzip.decompress(raw)
+        while len(buf) < n:
+            chunk = fh.read(min(_CHUNK, n - len(buf)))
+            if not chunk:
+                break
+            buf += chunk
     except (EOFError, OSError, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupt or truncated gzip stream ({exc})") from None
+        raise ValueError(f"{path}: corrupt or truncated gzip stream ({exc}) in the {what}") from None
+    return buf
 
 
 def read_idx(path: PathLike) -> np.ndarray:
@@ -79,32 +87,58 @@ def read_idx(path: PathLike) -> np.ndarray:
     ------
     ValueError naming the file when the magic number, type code or dimensions are
     malformed, or when the data is shorter (truncated) or longer than the header says.
+
+    The header is read first and the data streamed: only the bytes the header
+    promises (and one more, to detect trailing data) are read, so a small gzip file
+    that inflates to gigabytes is never decompressed whole, and dimensions whose
+    product exceeds what any array -- or the file -- can hold are refused before
+    anything is allocated.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise ValueError(f"{path}: not an IDX file (only {len(data)} bytes, need a 4-byte magic)")
-    zero, type_code, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or type_code not in _IDX_TYPES:
-        raise ValueError(f"{path}: bad IDX magic number 0x{data[:4].hex()} "
-                         f"(expected 00 00 <type in 08,09,0B,0C,0D,0E> <ndim>)")
-    if ndim == 0:
-        raise ValueError(f"{path}: IDX header declares 0 dimensions")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes, need {header})")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = _IDX_TYPES[type_code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    actual = len(data) - header
+    size = path.stat().st_size
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        fh = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+        head = _read_exactly(fh, 4, path, "header")
+        if len(head) < 4:
+            raise ValueError(f"{path}: not an IDX file (only {len(head)} bytes, need a 4-byte magic)")
+        zero, type_code, ndim = struct.unpack(">HBB", head)
+        if zero != 0 or type_code not in _IDX_TYPES:
+            raise ValueError(f"{path}: bad IDX magic number 0x{bytes(head).hex()} "
+                             f"(expected 00 00 <type in 08,09,0B,0C,0D,0E> <ndim>)")
+        if ndim == 0:
+            raise ValueError(f"{path}: IDX header declares 0 dimensions")
+        header = 4 + 4 * ndim
+        dim_bytes = _read_exactly(fh, 4 * ndim, path, "header")
+        if len(dim_bytes) < 4 * ndim:
+            raise ValueError(f"{path}: truncated IDX header ({4 + len(dim_bytes)} bytes, need {header})")
+        dims = struct.unpack(f">{ndim}I", dim_bytes)
+        dtype = _IDX_TYPES[type_code]
+        count = 1
+        for d in dims:  # Python ints: the product cannot overflow
+            count *= d
+        expected = count * dtype.itemsize
+        if expected > np.iinfo(np.intp).max:
+            raise ValueError(f"{path}: IDX header declares dimensions {dims} = {count} values of "
+                             f"{dtype.itemsize} bytes, more than any array can hold")
+        # the most data the file can hold: its size (raw), deflate's largest ratio of it (gzip)
+        room = (size * _DEFLATE_MAX_RATIO if gz else size) - (0 if gz else header)
+        if expected > room:
+            raise ValueError(f"{path}: truncated IDX file: header says {dims} x {dtype.itemsize} bytes "
+                             f"= {expected} data bytes, more than the {size}-byte file can hold")
+        data = _read_exactly(fh, expected + 1, path, "data")  # one more byte: trailing data?
+    actual = len(data)
     if actual < expected:
         raise ValueError(f"{path}: truncated IDX file: header says {dims} x {dtype.itemsize} bytes "
                          f"= {expected} data bytes, found {actual}")
     if actual > expected:
-        raise ValueError(f"{path}: malformed IDX file: {actual - expected} bytes of trailing data "
-                         f"after {dims}")
-    arr = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header)
-    return arr.astype(dtype.newbyteorder("="), copy=True).reshape(dims)
+        raise ValueError(f"{path}: malformed IDX file: trailing data after the {expected} data bytes "
+                         f"of {dims}")
+    arr = np.frombuffer(data, dtype=dtype)  # writable: the bytearray is ours
+    if dtype.byteorder not in ("=", "|"):
+        arr = arr.astype(dtype.newbyteorder("="))
+    return arr.reshape(dims)
 
 
 def write_idx(path: PathLike, array: np.ndarray) -> None:

@@ -6,21 +6,26 @@ previous file intact.  :func:`load_params_file` recognises a file by its
 content (zip = npz, pickle = the book's format), never by its name, and never
 runs code from it: npz is read with ``allow_pickle=False``, and pickles go
 through :func:`load_book_params`, which admits NumPy arrays and nothing else.
-Every problem with a file raises :class:`WeightFileError` (a ``ValueError``).
+Every problem with a file raises :class:`WeightFileError` (a ``ValueError``), and no
+header in a file can make a load allocate more than the file holds (:func:`read_npz`).
 """
 from __future__ import annotations
 
 import io
 import os
 import pickle
+import struct
 import tempfile
+import typing
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Mapping, Union
 
 import numpy as np
 
-__all__ = ["WeightFileError", "atomic_write_bytes", "save_params", "load_params_file", "load_book_params"]
+__all__ = ["WeightFileError", "atomic_write_bytes", "save_params", "load_params_file", "load_book_params",
+           "read_npz"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -125,18 +130,98 @@ def save_params(params: Mapping[str, np.ndarray], path: PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+# Deflate's largest expansion: 258 bytes from 2 bits is 1032:1; no honest member inflates more.
+_DEFLATE_MAX_RATIO = 1032
+_CHUNK = 1 << 24
+
+
+def read_npz(fileobj: typing.BinaryIO, source: PathLike = "npz") -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` archive, never allocating more than the file can hold.
+
+    Each member is read through :mod:`zipfile` and its ``.npy`` header with
+    ``numpy.lib.format``'s header readers; before anything is allocated, the size the
+    header claims (``prod(shape) * itemsize``) must equal the member's size in the zip
+    directory, and that size must fit in the archive (stored members) or within
+    deflate's largest ratio of the compressed bytes.  The data is then read in chunks,
+    so memory grows with what the file really holds, never with what a header claims:
+    a header that claims 64 GiB in a small file is a :class:`WeightFileError`, not a
+    MemoryError.  Object arrays (pickles) and non-numeric dtypes are refused.
+    """
+    name = os.fspath(source)
+    fileobj.seek(0, os.SEEK_END)
+    archive = fileobj.tell()
+    fileobj.seek(0)
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(fileobj) as zf:
+            for info in zf.infolist():
+                key = info.filename
+                if not key.endswith(".npy"):
+                    raise WeightFileError(f"{name}: member {key!r} is not a .npy array")
+                out[key[:-4]] = _read_member(zf, info, archive, name)
+    except WeightFileError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError,
+            RuntimeError, KeyError, struct.error, zlib.error) as exc:
+        raise WeightFileError(f"{name}: corrupt or unreadable .npz file ({type(exc).__name__}: {exc})") from exc
+    return out
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: int, name: str) -> np.ndarray:
+    key = info.filename[:-4]
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise WeightFileError(f"{name}: array {key!r} uses zip compression {info.compress_type} "
+                              f"(only stored and deflated members are read)")
+    if info.compress_size > archive or (
+            info.file_size > (info.compress_size if info.compress_type == zipfile.ZIP_STORED
+                              else _DEFLATE_MAX_RATIO * info.compress_size + 1024)):
+        raise WeightFileError(f"{name}: array {key!r}: the zip directory claims {info.file_size} bytes "
+                              f"({info.compress_size} compressed) in an archive of {archive} bytes")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise WeightFileError(f"{name}: array {key!r} has .npy format version {version} "
+                                  f"(1.0 and 2.0 are read)")
+        if dtype.hasobject or not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+            raise WeightFileError(f"{name}: array {key!r} has non-numeric dtype {dtype}")
+        count = 1
+        for d in shape:  # Python ints: no overflow
+            count *= d
+        claimed = count * dtype.itemsize
+        held = info.file_size - f.tell()
+        if claimed != held:
+            raise WeightFileError(f"{name}: array {key!r}: its header claims shape {shape} of {dtype} "
+                                  f"= {claimed} bytes, the file holds {held}")
+        buf = bytearray()
+        while len(buf) < claimed:
+            chunk = f.read(min(_CHUNK, claimed - len(buf)))
+            if not chunk:
+                break
+            buf += chunk
+        if len(buf) != claimed or f.read(1):  # the read to the end checks the CRC too
+            raise WeightFileError(f"{name}: array {key!r}: truncated or corrupt data "
+                                  f"({len(buf)} of {claimed} bytes)")
+    arr = np.frombuffer(buf, dtype=dtype)  # writable: the bytearray is ours
+    if fortran:
+        return arr.reshape(shape[::-1]).transpose()
+    return arr.reshape(shape)
+
+
 def load_params_file(path: PathLike) -> dict[str, np.ndarray]:
-    """Read a weight file written by :func:`save_params` (npz) or by the book (pkl)."""
+    """Read a weight file written by :func:`save_params` (npz) or by the book (pkl).
+
+    No header in the file can make this allocate more than the file holds (see
+    :func:`read_npz`); every problem raises :class:`WeightFileError`.
+    """
     with open(path, "rb") as f:
         head = f.read(4)
     if head.startswith(b"PK"):
-        try:
-            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
-                return _check_arrays({k: z[k] for k in z.files}, path)
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            if isinstance(exc, WeightFileError):
-                raise
-            raise WeightFileError(f"{os.fspath(path)}: corrupt or unreadable .npz file ({exc})") from exc
+        with open(path, "rb") as f:
+            return _check_arrays(read_npz(f, path), path)
     if head.startswith(b"\x80"):
         return load_book_params(path)
     raise WeightFileError(f"{os.fspath(path)}: not a weight file (expected .npz or the book's .pkl)")
@@ -161,6 +246,8 @@ def load_book_params(path: PathLike) -> dict[str, np.ndarray]:
     malicious file -- raises :class:`WeightFileError` before it can run.
     """
     with open(path, "rb") as f:
+        data = f.read()  # from memory: a length in the pickle cannot make read() allocate more than this
+    with io.BytesIO(data) as f:
         try:
             d = _NumpyOnlyUnpickler(f).load()
         except WeightFileError as exc:

@@ -102,8 +102,36 @@ def _call(kernel: str, *args):
     return out
 
 
+def _backend_name(mod: ModuleType) -> str:
+    """The registry name ('numpy', 'numba', 'cpp') of a backend kernel module."""
+    for name, module_name in _backend._MODULES.items():
+        if mod.__name__ == module_name:
+            return name
+    raise ValueError(f"{mod.__name__} is not a fastdl backend module")
+
+
+class _ByBackendName:
+    """Copy and pickle support for a context that holds its backend module.
+
+    A module can be neither deep-copied nor pickled, so the state stores the backend's
+    name and :meth:`__setstate__` looks the module up again (``copy.deepcopy(net)``
+    after a forward pass, or pickling a network, works on every backend).
+    """
+
+    def __getstate__(self) -> dict:
+        state = {f: getattr(self, f) for f in self.__dataclass_fields__}  # type: ignore[attr-defined]
+        state["backend"] = _backend_name(state["backend"])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["backend"] = _backend.backend_module(state["backend"])
+        for k, v in state.items():
+            object.__setattr__(self, k, v)  # frozen dataclass
+
+
 @dataclass(frozen=True)
-class ConvContext:
+class ConvContext(_ByBackendName):
     """What :func:`conv2d_backward` needs: the backend that ran forward and its private state."""
 
     backend: ModuleType
@@ -116,7 +144,7 @@ class ConvContext:
 
 
 @dataclass(frozen=True)
-class PoolContext:
+class PoolContext(_ByBackendName):
     """What :func:`relu_maxpool2d_backward` needs: the backend that ran forward and its state."""
 
     backend: ModuleType
@@ -331,24 +359,37 @@ def softmax_cross_entropy(logits, t) -> tuple[float, np.ndarray]:
     The loss is computed with log-sum-exp (logits [0, 100] with label 0 cost 100).
     """
     logits = _float_array(logits, "logits", 2)
-    N, K = logits.shape
+    t = _check_targets(t, logits.shape)
+    return _call("softmax_cross_entropy", logits, np.ascontiguousarray(t, dtype=(
+        np.int64 if t.ndim == 1 else logits.dtype)))
+
+
+def _check_targets(t, logits_shape: Sequence[int]) -> np.ndarray:
+    """``t`` checked against scores of shape (N, K): int labels (N,) in ``[0, K)`` or float targets (N, K).
+
+    The checks of :func:`softmax_cross_entropy` (``Model.accuracy`` uses them too):
+    TypeError for bool, complex or other dtypes; ValueError for integer labels not of
+    shape (N,) and for float targets not of shape (N, K) -- fractional labels (N,) or
+    one-hot of the wrong width; IndexError for a label (negative ones too) outside
+    ``[0, K)``.  Returns ``np.asarray(t)`` (not copied, not cast).
+    """
+    N, K = logits_shape
     t = np.asarray(t)
     if t.dtype == np.bool_:
-        raise TypeError("t must be integer labels or float targets, got bool")
+        raise TypeError("t must be integer labels or float targets, got dtype bool")
     if np.issubdtype(t.dtype, np.integer):
         if t.shape != (N,):
             raise ValueError(f"integer labels t must have shape ({N},), got {t.shape}")
         if N and (t.min() < 0 or t.max() >= K):
             bad = t[(t < 0) | (t >= K)][0]
-            raise IndexError(f"label {bad} out of range [0, {K}) for logits of shape {logits.shape}")
-        t = np.ascontiguousarray(t, dtype=np.int64)
+            raise IndexError(f"t: label {bad} out of range [0, {K}) for logits of shape {(N, K)}")
     elif np.issubdtype(t.dtype, np.floating):
-        if t.shape != logits.shape:
-            raise ValueError(f"one-hot targets t must have logits' shape {logits.shape}, got {t.shape}")
-        t = np.ascontiguousarray(t, dtype=logits.dtype)
+        if t.shape != (N, K):
+            hint = " (fractional labels? labels must be integers)" if t.shape == (N,) else ""
+            raise ValueError(f"one-hot targets t must have logits' shape {(N, K)}, got {t.shape}{hint}")
     else:
         raise TypeError(f"t must be integer labels or float targets, got dtype {t.dtype}")
-    return _call("softmax_cross_entropy", logits, t)
+    return t
 
 
 def relu_forward(x) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,15 @@
 
 A model keeps its parameters in ``params`` (name -> array); its layers hold
 references to the same arrays, so an optimizer's in-place update reaches
-them.  Inputs of another dtype are cast to the model's ``dtype``.
+them.  Inputs of another real dtype are cast to the model's ``dtype``.
+
+Bad input is refused before any layer runs, with a message naming the model
+and the argument: complex, bool, object or string ``x`` raise TypeError (never
+cast silently); an ``x`` that is not a batch of the model's samples raises
+ValueError with the expected shape.  An empty batch (N = 0) gives an empty
+result, (0, output_size), as NumPy and PyTorch do.  ``accuracy`` checks its
+labels as ``loss`` does.  A model can be copied (``copy.deepcopy``) and
+pickled at any time, after a forward pass too.
 """
 from __future__ import annotations
 
@@ -12,10 +20,11 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .. import io
+from .. import io, ops
+from ..functions import book_labels
 from ..gradient import numerical_gradient as _numerical_gradient
 from ..init import RNGLike
-from ..layers import BatchNormalization, Dropout, SoftmaxWithLoss
+from ..layers import Affine, BatchNormalization, Dropout, SoftmaxWithLoss
 from ._fuse import compile_layers
 
 __all__ = ["Model"]
@@ -93,14 +102,50 @@ class Model:
 
     # ------------------------------------------------------------------ forward / backward
 
+    def _first_affine(self) -> Affine:
+        return next(layer for layer in self.layers.values() if isinstance(layer, Affine))
+
+    def _output_size(self) -> int:
+        """K, the number of scores per sample (the last Affine's outputs)."""
+        return int(np.shape([layer for layer in self.layers.values() if isinstance(layer, Affine)][-1].W)[1])
+
+    def _check_x(self, x: ArrayLike, what: str = "x") -> np.ndarray:
+        """``x`` as an array (not cast, not copied) after the checks every entry point shares.
+
+        TypeError for complex, bool, object or string input (never cast silently); ValueError,
+        with the expected shape, for anything but a batch (N, ...) of the model's samples.
+        N = 0 is a batch too.
+        """
+        name = type(self).__name__
+        a = np.asarray(x)
+        if a.dtype == np.bool_ or a.dtype.kind not in "fiu":
+            raise TypeError(f"{name}: {what} must be real numbers (int or float), got dtype {a.dtype}")
+        if self._input_shape is not None:  # images: (N, C, H, W) or flat (N, C*H*W)
+            sample = tuple(self._input_shape)
+            flat = int(np.prod(sample))
+            ok = a.shape[1:] == sample or (a.ndim == 2 and a.shape[1] == flat)
+            want = f"(N, {', '.join(map(str, sample))}) or flat (N, {flat})"
+        else:  # vectors: (N, D), or (N, ...) with D values per sample as Affine takes them
+            flat = int(np.shape(self._first_affine().W)[0])
+            ok = a.ndim >= 2 and int(np.prod(a.shape[1:])) == flat
+            want = f"(N, {flat})"
+        if not ok:
+            hint = f"; one sample? use {what}[None] or {what}.reshape(1, -1)" if a.ndim == 1 else ""
+            raise ValueError(f"{name}: {what} must have shape {want} (N samples, N >= 0), got {a.shape}{hint}")
+        return a
+
     def _cast(self, x: ArrayLike) -> np.ndarray:
-        x = np.asarray(x, dtype=self.dtype)
+        x = self._check_x(x).astype(self.dtype, copy=False)
         if self._input_shape is not None and x.ndim == 2:
             x = x.reshape((x.shape[0],) + self._input_shape)  # flat images (N, C*H*W)
         return x
 
     def predict(self, x: ArrayLike, train_flg: bool = False) -> np.ndarray:
-        """Scores (logits) (N, output_size) in the model's dtype; ``train_flg`` for dropout/BN."""
+        """Scores (logits) (N, output_size) in the model's dtype; ``train_flg`` for dropout/BN.
+
+        x: (N, input_size), or images (N, C, H, W) or flat (N, C*H*W) for the
+        convnets; N = 0 gives (0, output_size).
+        """
         x = self._cast(x)
         # fused runs (forward-only ones when not training) unless fastdl.set_fusion(False)
         self._steps = compile_layers(self.layers.values(), train=train_flg)
@@ -159,16 +204,34 @@ class Model:
         """Fraction of samples whose top score is the label, predicted ``batch_size`` at a time.
 
         t: int labels (N,) or one-hot (N, output_size).  Unlike the book, the
-        last partial batch counts too.
+        last partial batch counts too.  x is checked as by :meth:`predict`, t as by
+        :meth:`loss`: IndexError for a label outside ``[0, output_size)`` (-1
+        too), ValueError for fractional labels, one-hot targets of another width
+        or another number of labels than samples, TypeError for bool or complex t.
         """
-        t = np.asarray(t)
+        name = type(self).__name__
+        x = self._check_x(x)
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError(f"{name}.accuracy: x is an empty batch (0 samples): the accuracy of nothing "
+                             f"is undefined")
+        if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)):
+            raise TypeError(f"{name}.accuracy: batch_size must be an int >= 1, got "
+                            f"{type(batch_size).__name__} {batch_size!r}")
+        if batch_size < 1:
+            raise ValueError(f"{name}.accuracy: batch_size must be >= 1, got {batch_size}")
+        batch_size = int(batch_size)
+        # the labels pass loss's checks (SoftmaxWithLoss -> ops.softmax_cross_entropy)
+        k = self._output_size()
+        t = book_labels(np.asarray(t), (n, k))
+        if t.ndim == 2 and t.dtype.kind in "iu":
+            t = t.astype(np.float64)  # integer one-hot targets, as SoftmaxWithLoss takes them
+        try:
+            t = ops._check_targets(t, (n, k))
+        except (TypeError, ValueError, IndexError) as exc:
+            raise type(exc)(f"{name}.accuracy: {exc} (x has {n} samples)") from None
         if t.ndim != 1:
             t = np.argmax(t, axis=1)
-        n = len(t)
-        if n == 0 or len(x) != n:
-            raise ValueError(f"accuracy needs as many labels as samples (> 0), got {len(x)} and {n}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         correct = 0
         for i in range(0, n, batch_size):
             y = self.predict(x[i:i + batch_size])
