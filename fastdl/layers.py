@@ -133,7 +133,11 @@ class Affine:
                              f"{self.W.shape[0]} features per sample, got {x.shape}")
         self.original_x_shape = x.shape
         self.x = x.reshape(x.shape[0], self.W.shape[0])  # not -1: an empty batch has no size to infer
-        return self.x @ self.W + self.b
+        out = self.x @ self.W
+        if np.result_type(out, self.b) != out.dtype:
+            return out + self.b  # b of a wider dtype: the sum takes it, as x @ W + b would
+        out += self.b  # in place: one pass, no second (N, M) array
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, M) -> dx (forward's x shape); sets ``dW`` (D, M) and ``db`` (M,)."""
