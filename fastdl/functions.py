@@ -57,12 +57,16 @@ def sigmoid(x: ArrayLike) -> np.ndarray:
     """``1 / (1 + exp(-x))`` elementwise, without overflow for large ``|x|``."""
     a = _float(x)
     s = np.negative(a, out=np.empty_like(a))  # out=: an array for 0-d input too
-    with np.errstate(over="ignore"):
-        np.exp(s, out=s)  # exp(-a); inf below about -88 (float32) or -709 (float64)
+    tame = a.size == 0 or a.min() >= -30  # no exp(-a) can overflow (False for NaN too)
+    if tame:
+        np.exp(s, out=s)
+    else:
+        with np.errstate(over="ignore"):
+            np.exp(s, out=s)  # exp(-a); inf below about -88 (float32) or -709 (float64)
     s += 1
     np.reciprocal(s, out=s)  # 1 / (1 + exp(-a)), 0 where exp(-a) overflowed
-    tail = a < -30  # rare: there exp(a) / (1 + exp(a)) keeps the tiny (subnormal) values
-    if tail.any():
+    if not tame:  # there exp(a) / (1 + exp(a)) keeps the tiny (subnormal) values
+        tail = a < -30
         e = np.exp(a[tail])
         s[tail] = e / (1 + e)
     return s

@@ -19,6 +19,7 @@ input raises TypeError.  An empty batch (N = 0) gives an empty result.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Optional
 
@@ -128,7 +129,7 @@ class Affine:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, ...) -> out (N, M); N = 0 gives an empty (0, M)."""
         x = _input("Affine", x)
-        if x.ndim == 0 or int(np.prod(x.shape[1:])) != self.W.shape[0]:
+        if x.ndim == 0 or math.prod(x.shape[1:]) != self.W.shape[0]:
             raise ValueError(f"Affine with W of shape {self.W.shape} needs x of shape (N, ...) with "
                              f"{self.W.shape[0]} features per sample, got {x.shape}")
         self.original_x_shape = x.shape
@@ -268,7 +269,7 @@ class BatchNormalization:
             x = x.astype(np.float64)
         if x.ndim == 0:
             raise ValueError(f"BatchNormalization needs x of shape (N, D) or (N, ...), got {x.shape}")
-        D = int(np.prod(x.shape[1:]))
+        D = math.prod(x.shape[1:])
         x2 = x.reshape(x.shape[0], D)  # not -1: an empty batch has no size to infer
         if self.gamma.size != D or self.beta.size != D:
             raise ValueError(f"BatchNormalization with {self.gamma.size} features got x of shape {x.shape} "

@@ -14,6 +14,7 @@ pickled at any time, after a forward pass too.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any, Optional
 
@@ -25,6 +26,7 @@ from ..functions import book_labels
 from ..gradient import numerical_gradient as _numerical_gradient
 from ..init import RNGLike
 from ..layers import Affine, BatchNormalization, Dropout, SoftmaxWithLoss
+from ..backend import fusion_enabled
 from ._fuse import compile_layers
 
 __all__ = ["Model"]
@@ -122,12 +124,12 @@ class Model:
             raise TypeError(f"{name}: {what} must be real numbers (int or float), got dtype {a.dtype}")
         if self._input_shape is not None:  # images: (N, C, H, W) or flat (N, C*H*W)
             sample = tuple(self._input_shape)
-            flat = int(np.prod(sample))
+            flat = math.prod(sample)
             ok = a.shape[1:] == sample or (a.ndim == 2 and a.shape[1] == flat)
             want = f"(N, {', '.join(map(str, sample))}) or flat (N, {flat})"
         else:  # vectors: (N, D), or (N, ...) with D values per sample as Affine takes them
             flat = int(np.shape(self._first_affine().W)[0])
-            ok = a.ndim >= 2 and int(np.prod(a.shape[1:])) == flat
+            ok = a.ndim >= 2 and math.prod(a.shape[1:]) == flat
             want = f"(N, {flat})"
         if not ok:
             hint = f"; one sample? use {what}[None] or {what}.reshape(1, -1)" if a.ndim == 1 else ""
@@ -140,6 +142,22 @@ class Model:
             x = x.reshape((x.shape[0],) + self._input_shape)  # flat images (N, C*H*W)
         return x
 
+    def _compiled(self, train: bool) -> list[Any]:
+        """The steps of ``compile_layers`` for this layer list, compiled once per mode.
+
+        The key holds every layer's id and type: the cached steps keep those layers
+        alive, so an id cannot be reused while its entry exists, and replacing a layer
+        in ``self.layers`` (or switching fusion) compiles anew.
+        """
+        key = (train, fusion_enabled(), tuple((id(l), type(l)) for l in self.layers.values()))
+        cache = self.__dict__.setdefault("_step_cache", {})
+        steps = cache.get(key)
+        if steps is None:
+            if len(cache) >= 8:  # layer lists edited many times: keep the newest few
+                cache.clear()
+            steps = cache[key] = compile_layers(self.layers.values(), train=train)
+        return steps
+
     def predict(self, x: ArrayLike, train_flg: bool = False) -> np.ndarray:
         """Scores (logits) (N, output_size) in the model's dtype; ``train_flg`` for dropout/BN.
 
@@ -148,7 +166,7 @@ class Model:
         """
         x = self._cast(x)
         # fused runs (forward-only ones when not training) unless fastdl.set_fusion(False)
-        self._steps = compile_layers(self.layers.values(), train=train_flg)
+        self._steps = self._compiled(bool(train_flg))
         for layer in self._steps:
             if isinstance(layer, (Dropout, BatchNormalization)):
                 x = layer.forward(x, train_flg)

@@ -29,6 +29,12 @@ def test_sigmoid_no_overflow_and_dtype(dtype):
     tail = F.sigmoid(np.array([-80.0, -40.0, far], dtype=dtype))
     np.testing.assert_allclose(tail[:2], np.exp(np.array([-80.0, -40.0])).astype(dtype), rtol=1e-6)
     assert tail[2] > 0
+    # NaN propagates, on the path for tame inputs and on the one for the far tail
+    for v in ([np.nan, 0.0], [np.nan, -1000.0]):
+        out = F.sigmoid(np.array(v, dtype=dtype))
+        assert np.isnan(out[0]) and out.dtype == dtype
+    np.testing.assert_allclose(F.sigmoid(np.array([-29.0, 29.0], dtype=dtype)),
+                               1 / (1 + np.exp(np.array([29.0, -29.0]))), rtol=1e-6)
 
 
 def test_sigmoid_grad_matches_numerical_diff():
