@@ -68,6 +68,11 @@ def init() -> bool:
     missing = _mpi4py_missing()
     if missing is not None:
         _reason = missing
+        size = _launcher_size()
+        if size > 1:  # N copies would each train alone and write the same files
+            _initialised = False  # every later call says so too
+            raise DistributedError(f"this process is one of {size} started by an MPI launcher, but "
+                                   f"{missing}; without it every rank would train alone")
         return False
     from mpi4py import MPI
 
@@ -76,6 +81,16 @@ def init() -> bool:
         return False
     _MPI, _comm = MPI, MPI.COMM_WORLD
     return True
+
+
+def _launcher_size() -> int:
+    """The number of processes the launcher says it started (1 when it says nothing)."""
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        try:
+            return int(os.environ[var])
+        except (KeyError, ValueError):
+            continue
+    return 1
 
 
 def _mpi4py_missing() -> Optional[str]:
@@ -89,8 +104,12 @@ def _mpi4py_missing() -> Optional[str]:
 
 
 def unavailable_reason() -> Optional[str]:
-    """Why this process trains alone (None when it is one rank of several)."""
-    init()
+    """Why this process trains alone (None when it is one rank of several), or why it cannot
+    join the MPI job that started it."""
+    try:
+        init()
+    except DistributedError as e:
+        return str(e)
     return _reason
 
 

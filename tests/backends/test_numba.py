@@ -72,6 +72,93 @@ def test_thread_counts_agree_to_rounding(restore_threads):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+def _every_kernel(dtype):
+    """Every Numba kernel family through fastdl.ops, on small float inputs of ``dtype``."""
+    rng = np.random.default_rng(1)
+    x, w, b = _inputs(dtype, n=5)
+    out = []
+    with fastdl.use_backend("numba"):
+        wide = rng.standard_normal((40, 4, 3, 3)).astype(dtype)  # more filters than C*kh*kw
+        for W_, b_ in ((w, b), (wide, np.zeros(40, dtype))):  # the im2col-rows and the column layout
+            y, ctx = ops.conv2d_forward(x, W_, b_, 1, 1)
+            out += [y, *ops.conv2d_backward(y, ctx)]
+        y, ctx = ops.conv2d_bias_relu_forward(x, w, b, 2, 1)
+        out += [y, *ops.conv2d_bias_relu_backward(y, ctx)]
+        out += [ops.conv2d_infer(x, w, b, 1, 0, relu=True)]
+        col = ops.im2col(x, 3, 3, 2, 1)
+        out += [col, ops.col2im(col, x.shape, 3, 3, 2, 1)]
+        for ph, stride in ((2, 2), (3, 2)):  # the 2x2 kernel and the general one
+            z, am = ops.maxpool2d_forward(x, ph, ph, stride, 0)
+            out += [z, am, ops.maxpool2d_backward(z, am, x.shape, ph, ph, stride, 0)]
+        z, pctx = ops.relu_maxpool2d_forward(x, 2, 2)
+        out += [z, ops.relu_maxpool2d_backward(z, pctx), ops.maxpool2d_infer(x, 2, 2, relu=True)]
+        r, mask = ops.relu_forward(x)
+        out += [r, mask, ops.relu_backward(x, mask)]
+        logits = x.reshape(len(x), -1)
+        for t in (np.arange(len(x)) % 7, np.eye(logits.shape[1], dtype=dtype)[np.arange(len(x)) % 7]):
+            loss, d = ops.softmax_cross_entropy(logits, t)
+            out += [np.array(loss), d]
+        p, g = rng.standard_normal(300).astype(dtype), rng.standard_normal(300).astype(dtype)
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        ops.adam_update(p, g, m, v, 0.01, 0.9, 0.999)
+        out += [p, m, v]
+    return out
+
+
+def _twins():
+    import importlib
+
+    mods = [importlib.import_module(f"fastdl.backends._numba.{m}")
+            for m in ("conv", "elementwise", "fused", "im2col", "optim", "pool", "softmax")]
+    return {f"{m.__name__}.{k}": f for m in mods for k, f in vars(m).items()
+            if isinstance(f, numba_common._OneOrMoreThreads)}
+
+
+@pytest.fixture
+def serial_twins(monkeypatch):
+    """The policy of a workqueue pool (the fork-safe fallback without TBB), whatever runs here."""
+    monkeypatch.setattr(numba_common, "_serial_when_small", True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_thread_runs_the_serial_twins_and_agrees_with_the_pool(dtype, restore_threads, serial_twins):
+    # Under workqueue, one thread runs every prange kernel's serial compilation (no thread
+    # pool); it must give what the parallel one gives: float64 to rounding, float32 to a few ulp.
+    twins = _twins()
+    assert len(twins) >= 10, sorted(twins)
+    before = {k: len(f.serial.signatures) for k, f in twins.items()}
+    fastdl.set_num_threads(1)
+    one = _every_kernel(dtype)
+    unused = [k for k, f in twins.items() if len(f.serial.signatures) == before[k]
+              and not any(s[0].dtype == numba.from_dtype(np.dtype(dtype)) for s in f.serial.signatures
+                          if hasattr(s[0], "dtype"))]
+    assert unused == [], "kernels whose serial twin did not run on one thread"
+    fastdl.set_num_threads(MAX_THREADS)
+    many = _every_kernel(dtype)
+    tol = 1e-12 if dtype == np.float64 else 3e-4  # float32: sums of 500 terms in another order
+    for a, b in zip(one, many):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_the_pool_is_tbb_where_fastdl_depends_on_it():
+    # pyproject.toml depends on tbb on x86-64 Linux; _common.py loads its library so that
+    # Numba's 'forksafe' choice finds it (else every kernel call pays workqueue's wake-up).
+    import importlib.metadata
+    import platform
+
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        pytest.skip("NUMBA_THREADING_LAYER chooses the layer here")
+    try:
+        importlib.metadata.distribution("tbb")
+    except importlib.metadata.PackageNotFoundError:
+        if sys.platform.startswith("linux") and platform.machine() == "x86_64":
+            pytest.fail("fastdl depends on tbb on x86-64 Linux, but it is not installed")
+        pytest.skip("no tbb on this platform: the pool is workqueue")
+    _conv_step(*_inputs())
+    assert numba.threading_layer() == "tbb"
+    assert numba_common._slow_pool() is False
+
+
 def test_thread_count_applies_in_every_python_thread(restore_threads):
     """Numba's thread count is per thread; the backend applies fastdl's to each calling thread."""
     fastdl.set_num_threads(1)

@@ -45,3 +45,47 @@ def test_trainer_distributed_true_needs_mpi():
     x, t = np.zeros((10, 2)), np.zeros(10, dtype=int)
     with pytest.raises(RuntimeError, match="distributed=True"):
         Trainer(TwoLayerNet(2, 3, 2), x, t, x, t, distributed=True)
+
+
+_NO_MPI4PY = "import sys; sys.modules['mpi4py'] = None  # import mpi4py now fails: as if not installed\n"
+_TRAIN = """
+import numpy as np
+from fastdl import distributed
+from fastdl.models import TwoLayerNet
+from fastdl.trainer import Trainer
+rng = np.random.default_rng(0)
+x, t = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+tr = Trainer(TwoLayerNet(4, 5, 3, seed=0), x, t, x, t, epochs=1, mini_batch_size=10, verbose=False)
+tr.train()
+print("steps", tr.current_iter, "reason:", distributed.unavailable_reason())
+"""
+
+
+def _run_without_mpi4py(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in (
+        "PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS",
+        "FASTDL_DISTRIBUTED")}
+    return subprocess.run([sys.executable, "-c", _NO_MPI4PY + code], env=dict(clean, **env),
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize("env", [{}, {"FASTDL_DISTRIBUTED": "1"}, {"PMI_SIZE": "1", "PMI_RANK": "0"}],
+                         ids=["alone", "FASTDL_DISTRIBUTED", "launcher-of-one"])
+def test_without_mpi4py_one_process_trains(env):
+    # No mpi4py: a single process trains as it always did, and says why it is alone.
+    r = _run_without_mpi4py(_TRAIN, **env)
+    assert r.returncode == 0, r.stderr
+    assert "steps 4 reason: mpi4py is not installed" in r.stdout
+
+
+def test_without_mpi4py_a_rank_of_several_refuses_to_train_alone():
+    # Started as one of 2 ranks but without mpi4py: each rank would train alone and write the
+    # same files. The Trainer refuses, naming mpi4py; `fastdl info` says so and exits 0.
+    r = _run_without_mpi4py(_TRAIN, PMI_SIZE="2", PMI_RANK="0")
+    assert r.returncode != 0
+    assert "DistributedError" in r.stderr and "one of 2" in r.stderr and "mpi4py" in r.stderr
+    r = _run_without_mpi4py("from fastdl.cli import main; sys.exit(main(['info']))",
+                            PMI_SIZE="2", PMI_RANK="0")
+    assert r.returncode == 0, r.stderr
+    line = [x for x in r.stdout.splitlines() if x.startswith("distributed:")]
+    assert line and "unavailable" in line[0] and "one of 2" in line[0] and "mpi4py" in line[0]

@@ -6,9 +6,10 @@ both; with no writable location at all the kernels compile in every process.
 
 Threads: Numba's pool runs the ``prange`` loops; matrix products inside them call
 SciPy's BLAS (how Numba reaches BLAS), which is kept at one thread so that only one
-pool is busy.  The threading layer is Numba's fork-safe choice (``tbb`` if installed,
-else ``workqueue``; GNU OpenMP's ``omp`` layer kills a forked child) unless
-``NUMBA_THREADING_LAYER`` says otherwise.  ``workqueue`` must not be entered from two
+pool is busy.  The threading layer is Numba's fork-safe choice (``tbb``, which fastdl depends on
+and loads, else ``workqueue``; GNU OpenMP's ``omp`` layer kills a forked child) unless
+``NUMBA_THREADING_LAYER`` says otherwise.  On one thread every ``prange`` kernel runs a
+serial twin instead when the pool is ``workqueue`` (:class:`_OneOrMoreThreads`).  ``workqueue`` must not be entered from two
 Python threads at once, so every kernel holds :data:`_POOL_LOCK` while it runs.
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ import functools
 import os
 import sys
 import threading
+import types
+from typing import Optional
 
 import numba
 import numpy as np
@@ -24,7 +27,36 @@ import scipy.linalg.cython_blas  # noqa: F401 - the BLAS that np.dot calls insid
 from numba import njit
 from threadpoolctl import ThreadpoolController
 
+def _load_tbb() -> bool:
+    """Make Intel TBB loadable for Numba's ``tbb`` layer; True when it is.
+
+    The ``tbb`` wheel puts ``libtbb.so.12`` in the environment's ``lib/``, which the dynamic
+    loader does not search, so Numba reports the layer as unavailable.  Loading the library
+    by its path first (RTLD_GLOBAL) lets Numba's ``tbbpool`` extension bind to it.
+    """
+    import ctypes
+    import importlib.metadata
+
+    try:
+        files = importlib.metadata.files("tbb") or []
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    for f in files:
+        if f.name == "libtbb.so.12":
+            try:
+                ctypes.CDLL(str(f.locate()), mode=ctypes.RTLD_GLOBAL)
+                return True
+            except OSError:
+                return False
+    return False
+
+
 if "NUMBA_THREADING_LAYER" not in os.environ:
+    # 'forksafe': tbb when it loads, else workqueue.  TBB (a dependency on x86-64 Linux)
+    # is fork-safe and thread-safe and wakes its workers in microseconds; workqueue wakes
+    # them in 0.1-0.3 ms, which small kernels on two threads feel.
+    if sys.platform.startswith("linux"):
+        _load_tbb()
     numba.config.THREADING_LAYER = "forksafe"
 
 # Reassociation and contraction let LLVM vectorise sums and fuse multiply-adds;
@@ -32,15 +64,80 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 _FASTMATH = {"contract", "reassoc", "nsz"}
 
 
+def _njit(fn, opts: dict):
+    """``njit(**opts)(fn)``, without the on-disk cache if Numba finds no writable location."""
+    try:
+        return njit(**opts)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return njit(**dict(opts, cache=False))(fn)
+
+
+def _serial_copy(fn):
+    """The same Python function under another name, so that its serial compilation has a
+    cache file of its own (Numba keys the cache by name and signature, not by flags)."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_serial"
+    twin.__module__ = fn.__module__
+    return twin
+
+
+_serial_when_small: Optional[bool] = None  # the pool is workqueue (known once it started)
+
+
+def _slow_pool() -> bool:
+    """True when Numba's pool is ``workqueue``, whose workers take 0.1-0.3 ms to wake."""
+    global _serial_when_small
+    if _serial_when_small is None:
+        try:
+            _serial_when_small = numba.threading_layer() == "workqueue"
+        except ValueError:  # no parallel region has run yet: the first call starts the pool
+            return False
+    return _serial_when_small
+
+
+class _OneOrMoreThreads:
+    """A ``prange`` kernel with a serial twin for one thread (or for a call whose ``chunks``
+    argument is 1: work too small to split), used when the pool is ``workqueue``.
+
+    Under ``workqueue`` (the fork-safe layer when TBB is missing) the parallel version hands
+    every loop to the pool even on one thread, at 0.1-0.5 ms per call (a 100x10 softmax took
+    155 us instead of 20); the serial twin runs in the calling thread.  Under TBB or OpenMP
+    the parallel version is as quick on one thread (and LLVM vectorises some of its loops
+    better), so the twin is never compiled there.  The kernels are called from Python only,
+    so the choice is made here, per call.
+    """
+
+    def __init__(self, fn, opts: dict) -> None:
+        functools.update_wrapper(self, fn)
+        self.parallel = _njit(fn, opts)
+        self.serial = _njit(_serial_copy(fn), dict(opts, parallel=False))
+        names = fn.__code__.co_varnames[:fn.__code__.co_argcount]
+        # a kernel told to split its work into one chunk runs serially on more threads too
+        self._chunks = names.index("chunks") if "chunks" in names else None
+
+    def __call__(self, *args):
+        one = _threads == 1 or (self._chunks is not None and args[self._chunks] == 1)
+        self._last = self.serial if one and _slow_pool() else self.parallel
+        return self._last(*args)
+
+    @property
+    def stats(self):
+        """Numba's cache statistics of the version the last call ran."""
+        return getattr(self, "_last", self.parallel).stats
+
+    @property
+    def signatures(self) -> list:
+        """The argument types compiled so far, by either version (each listed once)."""
+        return list(dict.fromkeys([*self.parallel.signatures, *self.serial.signatures]))
+
+
 def _jit(parallel: bool, fastmath=_FASTMATH, **extra):
-    """``@njit`` with an on-disk cache; without one if Numba finds no writable cache location."""
+    """``@njit`` with an on-disk cache; a parallel kernel also gets a serial twin."""
     opts = dict(cache=True, nogil=True, fastmath=fastmath, parallel=parallel, **extra)
 
     def wrap(fn):
-        try:
-            return njit(**opts)(fn)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return njit(**dict(opts, cache=False))(fn)
+        return _OneOrMoreThreads(fn, opts) if parallel else _njit(fn, opts)
 
     return wrap
 
