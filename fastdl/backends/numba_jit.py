@@ -6,9 +6,11 @@ float32 and float64.  The kernels live by family in :mod:`fastdl.backends._numba
 """
 from __future__ import annotations
 
+import os
+
 import numba
 
-from ._numba._common import set_num_threads, threads
+from ._numba._common import TBB_LOADED, set_num_threads, threads
 from ._numba.conv import conv2d_backward, conv2d_forward
 from ._numba.elementwise import relu_backward, relu_forward
 from ._numba.fused import (conv2d_bias_relu_backward, conv2d_bias_relu_forward, conv2d_infer, maxpool2d_infer,
@@ -28,5 +30,7 @@ def backend_info() -> str:
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet: the layer is chosen at first launch
-        layer = f"{numba.config.THREADING_LAYER} (chosen at first use)"
+        why = ("TBB loaded" if TBB_LOADED else "set by NUMBA_THREADING_LAYER"
+               if "NUMBA_THREADING_LAYER" in os.environ else "TBB not found: workqueue")
+        layer = f"{numba.config.THREADING_LAYER} (chosen at first use; {why})"
     return f"Numba {numba.__version__}, threading layer {layer}, {threads()} threads, cache {cache}"

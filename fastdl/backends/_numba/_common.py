@@ -55,9 +55,10 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     # 'forksafe': tbb when it loads, else workqueue.  TBB (a dependency on x86-64 Linux)
     # is fork-safe and thread-safe and wakes its workers in microseconds; workqueue wakes
     # them in 0.1-0.3 ms, which small kernels on two threads feel.
-    if sys.platform.startswith("linux"):
-        _load_tbb()
+    TBB_LOADED = sys.platform.startswith("linux") and _load_tbb()
     numba.config.THREADING_LAYER = "forksafe"
+else:
+    TBB_LOADED = False
 
 # Reassociation and contraction let LLVM vectorise sums and fuse multiply-adds;
 # 'nnan' / 'ninf' / 'afn' are left out so NaN and inf behave as in NumPy.
