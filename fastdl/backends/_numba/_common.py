@@ -6,11 +6,12 @@ both; with no writable location at all the kernels compile in every process.
 
 Threads: Numba's pool runs the ``prange`` loops; matrix products inside them call
 SciPy's BLAS (how Numba reaches BLAS), which is kept at one thread so that only one
-pool is busy.  The threading layer is Numba's fork-safe choice (``tbb``, which fastdl depends on
-and loads, else ``workqueue``; GNU OpenMP's ``omp`` layer kills a forked child) unless
-``NUMBA_THREADING_LAYER`` says otherwise.  On one thread every ``prange`` kernel runs a
-serial twin instead when the pool is ``workqueue`` (:class:`_OneOrMoreThreads`).  ``workqueue`` must not be entered from two
-Python threads at once, so every kernel holds :data:`_POOL_LOCK` while it runs.
+pool is busy.  The threading layer is Numba's fork-safe choice (``tbb``, which fastdl
+depends on and loads, else ``workqueue``; GNU OpenMP's ``omp`` layer kills a forked
+child) unless ``NUMBA_THREADING_LAYER`` says otherwise.  Under ``workqueue`` a kernel
+on one thread runs a serial twin instead (:class:`_OneOrMoreThreads`), and since
+``workqueue`` must not be entered from two Python threads at once, every kernel holds
+:data:`_POOL_LOCK` while it runs.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401 - the BLAS that np.dot calls inside @njit
 from numba import njit
 from threadpoolctl import ThreadpoolController
+
 
 def _load_tbb() -> bool:
     """Make Intel TBB loadable for Numba's ``tbb`` layer; True when it is.
