@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "conv/conv.h"
+#include "dense/dense.h"
 #include "elementwise/adam.h"
 #include "elementwise/relu.h"
 #include "im2col/im2col.h"
@@ -284,6 +285,52 @@ void adam_update(carray<T> p, const carray<T>& g, carray<T> m, carray<T> v, doub
                          static_cast<T>(eps));
 }
 
+// Affine (float32, AVX-512; the Python side uses BLAS otherwise): x (N, D) @ W (D, M) + b
+// with act 0 (none), 1 (ReLU) or 2 (sigmoid) applied in the same pass.
+carray<float> affine_forward(const carray<float>& x, const carray<float>& w, const carray<float>& b, int act) {
+  if (x.ndim() != 2 || w.ndim() != 2 || b.ndim() != 1 || x.shape(1) != w.shape(0) || b.shape(0) != w.shape(1))
+    throw py::value_error("affine_forward: needs x (N, D), W (D, M), b (M,)");
+  if (act < 0 || act > 2) throw py::value_error("affine_forward: act must be 0, 1 or 2");
+  if (!fastdl::dense::available()) throw py::value_error("affine_forward: needs AVX-512 (cpu_level)");
+  const int64_t N = x.shape(0), D = x.shape(1), M = w.shape(1);
+  auto y = fastdl::new_array<float>({N, M});
+  const float *xp = x.data(), *wp = w.data(), *bp = b.data();
+  float* yp = y.mutable_data();
+  py::gil_scoped_release nogil;
+  fastdl::dense::gemm_f32(xp, D, 1, wp, M, false, bp, yp, M, N, M, D, act);
+  return y;
+}
+
+// dout (N, M), the forward's x (N, D) and W (D, M) -> (dx (N, D) or None, dW = x^T dout, db).
+py::tuple affine_backward(const carray<float>& dout, const carray<float>& x, const carray<float>& w,
+                          bool need_dx) {
+  if (dout.ndim() != 2 || x.ndim() != 2 || w.ndim() != 2 || x.shape(1) != w.shape(0) ||
+      dout.shape(0) != x.shape(0) || dout.shape(1) != w.shape(1))
+    throw py::value_error("affine_backward: needs dout (N, M), x (N, D), W (D, M)");
+  if (!fastdl::dense::available()) throw py::value_error("affine_backward: needs AVX-512 (cpu_level)");
+  const int64_t N = x.shape(0), D = x.shape(1), M = w.shape(1);
+  auto dw = fastdl::new_array<float>({D, M});
+  carray<float> db({M});
+  py::object dx = py::none();
+  float* dxp = nullptr;
+  if (need_dx) {
+    auto d = fastdl::new_array<float>({N, D});
+    dxp = d.mutable_data();
+    dx = std::move(d);
+  }
+  const float *gp = dout.data(), *xp = x.data(), *wp = w.data();
+  float *dwp = dw.mutable_data(), *dbp = db.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::dense::gemm_f32(xp, 1, D, gp, M, false, nullptr, dwp, M, D, M, N, fastdl::dense::kNone);
+    for (int64_t j = 0; j < M; ++j) dbp[j] = 0.0f;
+    for (int64_t n = 0; n < N; ++n)  // row after row, as np.sum(dout, axis=0) adds them
+      for (int64_t j = 0; j < M; ++j) dbp[j] += gp[n * M + j];
+    if (dxp) fastdl::dense::gemm_f32(gp, M, 1, wp, M, true, nullptr, dxp, D, N, D, M, fastdl::dense::kNone);
+  }
+  return py::make_tuple(dx, std::move(dw), std::move(db));
+}
+
 template <class T>
 void bind_kernels(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward<T, false>, py::arg("x").noconvert(), py::arg("W").noconvert(),
@@ -340,6 +387,13 @@ PYBIND11_MODULE(_cpp, m) {
   pthread_atfork(nullptr, nullptr, [] { fastdl::mark_forked_child(); });
   m.doc() = "fastdl C++ kernels";
   m.attr("__version__") = FASTDL_VERSION;
+  m.def("affine_forward", &affine_forward, py::arg("x").noconvert(), py::arg("W").noconvert(),
+        py::arg("b").noconvert(), py::arg("act"),
+        "float32 x (N, D), W (D, M), b (M,), act 0|1|2 -> (N, M): x @ W + b, then ReLU (1) or sigmoid (2).");
+  m.def("affine_backward", &affine_backward, py::arg("dout").noconvert(), py::arg("x").noconvert(),
+        py::arg("W").noconvert(), py::arg("need_dx"),
+        "float32 dout (N, M), x (N, D), W (D, M) -> (dx (N, D) or None, dW = x.T @ dout, db = dout.sum(0)).");
+  m.def("dense_available", &fastdl::dense::available, "Whether the CPU runs the affine kernels (AVX-512).");
   m.def("build_info", []() {
     py::dict d;
     d["version"] = FASTDL_VERSION;

@@ -196,8 +196,9 @@ def _sync_blas() -> None:
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads: in the Numba and OpenMP pools, and in BLAS under the reference backend.
 
-    Under a fast backend BLAS (the affine layers' matrix products) runs on one
-    thread, so that only one thread pool is busy at a time.
+    Under a fast backend BLAS runs on one thread, so that only one thread pool is busy
+    at a time; on ``cpp`` the float32 affine layers use fastdl's own GEMM on its
+    ``n`` threads instead (AVX-512 CPUs, batches of 4 samples or more).
     """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -51,6 +51,15 @@ def _input(layer: str, x: Any, name: str = "x") -> np.ndarray:
     return a
 
 
+def _one_float_dtype(*arrays: Any) -> bool:
+    """Whether all are arrays of one dtype, float32 or float64 (what the backends' kernels take)."""
+    dt = getattr(arrays[0], "dtype", None)
+    return dt in _KERNEL_FLOATS and all(getattr(a, "dtype", None) == dt for a in arrays[1:])
+
+
+_KERNEL_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _dout(layer: str, dout: Any, shape: Optional[tuple], what: str = "forward") -> np.ndarray:
     """The shared check of every ``backward``: called after ``forward``, dout of its output shape.
 
@@ -134,6 +143,8 @@ class Affine:
                              f"{self.W.shape[0]} features per sample, got {x.shape}")
         self.original_x_shape = x.shape
         self.x = x.reshape(x.shape[0], self.W.shape[0])  # not -1: an empty batch has no size to infer
+        if _one_float_dtype(self.x, self.W, self.b) and self.b.ndim == 1:
+            return ops.affine_forward(self.x, self.W, self.b)  # the active backend's product
         out = self.x @ self.W
         if np.result_type(out, self.b) != out.dtype:
             return out + self.b  # b of a wider dtype: the sum takes it, as x @ W + b would
@@ -144,6 +155,9 @@ class Affine:
         """dout (N, M) -> dx (forward's x shape); sets ``dW`` (D, M) and ``db`` (M,)."""
         shape = None if self.x is None else (self.x.shape[0],) + tuple(np.shape(self.W)[1:])
         dout = _dout("Affine", dout, shape)
+        if _one_float_dtype(dout, self.x, self.W):
+            dx, self.dW, self.db = ops.affine_backward(dout, self.x, self.W)
+            return dx.reshape(self.original_x_shape)
         self.dW = self.x.T @ dout
         self.db = np.sum(dout, axis=0)
         return (dout @ self.W.T).reshape(self.original_x_shape)

@@ -422,6 +422,47 @@ def relu_backward(dout, mask) -> np.ndarray:
     return _call("relu_backward", np.asarray(dout, order="C"), np.asarray(mask, order="C"))
 
 
+_AFFINE_ACTS = (None, "relu", "sigmoid")
+
+
+def _affine_args(x, W, what: str) -> tuple[np.ndarray, np.ndarray]:
+    x = _float_array(x, "x", 2)
+    W = _float_array(W, "W", 2)
+    _same_dtype(x, W, "W")
+    if W.shape[0] != x.shape[1]:
+        raise ValueError(f"{what}: W must have shape ({x.shape[1]}, M) for x of shape {x.shape}, got {W.shape}")
+    return x, W
+
+
+def affine_forward(x, W, b, act: str | None = None) -> np.ndarray:
+    """``act(x @ W + b)``: the Affine layer's forward, with the following ReLU or sigmoid fused.
+
+    x (N, D), W (D, M), b (M,), one float dtype -> (N, M) of that dtype; ``act`` is None,
+    ``"relu"`` (``np.maximum(., 0)``) or ``"sigmoid"`` (:func:`fastdl.functions.sigmoid`).
+    The bias is added after the product, as the book's ``Affine``; the fast backends apply
+    the activation in the same pass over the output.
+    """
+    if act not in _AFFINE_ACTS:
+        raise ValueError(f"act must be None, 'relu' or 'sigmoid', got {act!r}")
+    x, W = _affine_args(x, W, "affine_forward")
+    b = _float_array(b, "b", 1)
+    _same_dtype(x, b, "b")
+    if b.shape[0] != W.shape[1]:
+        raise ValueError(f"b must have shape ({W.shape[1]},) for W of shape {W.shape}, got {b.shape}")
+    return _call("affine_forward", x, W, b, act)
+
+
+def affine_backward(dout, x, W, need_dx: bool = True):
+    """The Affine layer's backward: dout (N, M), the forward's x (N, D) and W (D, M) ->
+    (dx = dout @ W.T (N, D), or None without ``need_dx``; dW = x.T @ dout (D, M); db (M,))."""
+    x, W = _affine_args(x, W, "affine_backward")
+    dout = _float_array(dout, "dout", 2)
+    _same_dtype(x, dout, "dout")
+    if dout.shape != (x.shape[0], W.shape[1]):
+        raise ValueError(f"dout must have shape {(x.shape[0], W.shape[1])}, got {dout.shape}")
+    return _call("affine_backward", dout, x, W, bool(need_dx))
+
+
 def _finite(val: Any, name: str) -> float:
     """``val`` as a finite Python float; ValueError naming ``name`` otherwise."""
     try:

@@ -29,6 +29,8 @@ KERNELS: dict[str, str] = {
     "relu_forward": "(x) -> (max(x, 0), x > 0)",
     "relu_backward": "(dout, mask) -> dout * mask",
     "adam_update": "(p, g, m, v, lr, beta1, beta2, eps) -> None; p, m, v updated in place",
+    "affine_forward": "(x (N, D), W (D, M), b (M,), act) -> act(x @ W + b) (N, M); act None, 'relu' or 'sigmoid'",
+    "affine_backward": "(dout (N, M), x (N, D), W (D, M), need_dx) -> (dx (N, D) or None, dW = x.T @ dout, db)",
 }
 
 #: Functions a backend module may offer besides its kernels (the registry calls them if present).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _cpp  # ImportError propagates: fastdl.backend records why
+from . import numpy_ref as _ref
 from .contract import BACKEND_HOOKS, KERNELS
 
 __all__ = [*KERNELS, *BACKEND_HOOKS]
@@ -71,6 +72,28 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps) -> None:
     """One Adam step in place on p, m, v (C-contiguous, one dtype); bit for bit the reference's."""
     _cpp.adam_update(p, g, m, v, lr, 1 - beta1, 1 - beta2, eps)
     return None
+
+
+#: Rows below which an affine layer goes to BLAS: for one sample NumPy's matrix-vector
+#: product is faster than packing W for the GEMM (fastdl bench predict sample_weight@1).
+AFFINE_MIN_ROWS = 4
+_ACT = {None: 0, "relu": 1, "sigmoid": 2}
+_DENSE = _cpp.dense_available()  # AVX-512: the kernel's only SIMD path
+
+
+def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, act):
+    """act(x @ W + b) (N, M) in one pass over the output: the C++ GEMM (csrc/dense) for float32
+    on AVX-512 CPUs from AFFINE_MIN_ROWS rows up, else NumPy's BLAS (the reference)."""
+    if _DENSE and x.dtype == np.float32 and x.shape[0] >= AFFINE_MIN_ROWS:
+        return _cpp.affine_forward(x, W, b, _ACT[act])
+    return _ref.affine_forward(x, W, b, act)
+
+
+def affine_backward(dout: np.ndarray, x: np.ndarray, W: np.ndarray, need_dx: bool):
+    """(dx (N, D) or None, dW (D, M), db (M,)); float32 on AVX-512 by the C++ GEMM, else BLAS."""
+    if _DENSE and dout.dtype == np.float32:
+        return _cpp.affine_backward(dout, x, W, need_dx)
+    return _ref.affine_backward(dout, x, W, need_dx)
 
 
 def relu_forward(x: np.ndarray):

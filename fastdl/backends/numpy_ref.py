@@ -172,6 +172,28 @@ def relu_backward(dout, mask):
     return np.multiply(dout, mask, dtype=dout.dtype)
 
 
+def affine_forward(x, W, b, act):
+    """act(x @ W + b): x (N, D), W (D, M), b (M,) -> (N, M); act None, "relu" or "sigmoid".
+
+    The book's layers in a row: ``Affine`` (the product, then the bias added in place),
+    then ``Relu`` (``np.maximum``) or ``Sigmoid`` (:func:`fastdl.functions.sigmoid`).
+    """
+    out = x @ W
+    out += b
+    if act == "relu":
+        return np.maximum(out, 0)
+    if act == "sigmoid":
+        from ..functions import sigmoid  # functions imports ops, which imports this module
+
+        return sigmoid(out)
+    return out
+
+
+def affine_backward(dout, x, W, need_dx):
+    """dout (N, M), x (N, D), W (D, M) -> (dx = dout @ W.T or None, dW = x.T @ dout, db = dout.sum(0))."""
+    return (dout @ W.T if need_dx else None), x.T @ dout, np.sum(dout, axis=0)
+
+
 # --------------------------------------------------------------------------- fused layer paths
 # Each is the composition of the unfused kernels above, so that it is correct by reading; the
 # fast backends fuse the passes.  States are private to the backend that made them.

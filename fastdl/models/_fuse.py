@@ -12,7 +12,8 @@ pass :func:`compile_layers` reads that sequence and replaces
 
 and leaves every other layer as it is.  For inference (``train=False``, ``Model.predict``
 without ``train_flg``) the same runs, and a lone Convolution or Pooling, become
-:func:`fastdl.ops.conv2d_infer` / :func:`fastdl.ops.maxpool2d_infer` steps: the forward
+:func:`fastdl.ops.conv2d_infer` / :func:`fastdl.ops.maxpool2d_infer` steps, and
+``Affine -> Relu`` or ``Affine -> Sigmoid`` one :func:`fastdl.ops.affine_forward`: the forward
 values alone, with no argmax, mask or context kept for a backward pass.  The fused steps set the gradients on the
 book's layers (``Convolution.dW`` and ``.db``), so optimizers and ``Model.gradient``
 see no difference; the values are the unfused layers' to the test matrix's tolerances.
@@ -23,6 +24,7 @@ often each fused step ran (the tests use it to see which path ran).
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any, Iterable, Optional
 
@@ -30,9 +32,9 @@ import numpy as np
 
 from .. import ops
 from ..backend import fusion_enabled
-from ..layers import Convolution, Pooling, Relu
+from ..layers import Affine, Convolution, Pooling, Relu, Sigmoid, _one_float_dtype
 
-__all__ = ["compile_layers", "fused_counts", "ConvRelu", "ReluPool", "ConvReluPool", "Infer"]
+__all__ = ["compile_layers", "fused_counts", "ConvRelu", "ReluPool", "ConvReluPool", "Infer", "AffineInfer"]
 
 _runs: Counter = Counter()
 
@@ -123,8 +125,35 @@ class Infer:
                            "for a backward pass; run loss(x, t, train_flg=True) first")
 
 
-def _infer_step(a: Any, b: Any, c: Any) -> tuple[Optional[Infer], int]:
+class AffineInfer:
+    """An inference step: ``Affine -> Relu`` or ``Affine -> Sigmoid`` as one
+    :func:`fastdl.ops.affine_forward` (the activation applied as the product is stored)."""
+
+    def __init__(self, affine: Affine, act: str) -> None:
+        self.affine, self.act = affine, act
+        self.name = f"infer_affine_{act}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        a = self.affine
+        x = np.asarray(x)
+        if not (x.ndim >= 2 and math.prod(x.shape[1:]) == a.W.shape[0] and _one_float_dtype(x, a.W, a.b)
+                and a.b.ndim == 1):
+            return self._unfused(x)  # the layers' own checks and dtype rules
+        _runs[self.name] += 1
+        return ops.affine_forward(x.reshape(x.shape[0], a.W.shape[0]), a.W, a.b, self.act)
+
+    def _unfused(self, x: np.ndarray) -> np.ndarray:
+        y = self.affine.forward(x)
+        return Relu().forward(y) if self.act == "relu" else Sigmoid().forward(y)
+
+    def backward(self, dout: np.ndarray) -> None:
+        Infer.backward(self, dout)  # type: ignore[arg-type]
+
+
+def _infer_step(a: Any, b: Any, c: Any) -> tuple[Optional[Any], int]:
     """The inference step starting at layer a (and how many layers it takes), or (None, 1)."""
+    if _is(a, Affine) and (_is(b, Relu) or _is(b, Sigmoid)):
+        return AffineInfer(a, "relu" if _is(b, Relu) else "sigmoid"), 2
     if _is(a, Convolution) and _is(b, Relu) and _is(c, Pooling):
         return Infer(a, True, c), 3
     if _is(a, Convolution) and _is(b, Relu):

@@ -72,3 +72,29 @@ def test_predict_runs_the_inference_steps(backend, fusion, dtype, net):
         model._steps[0].backward(np.zeros(1))
     loss, grads = model.loss_and_gradient(x, np.zeros(3, np.int64))  # training steps again
     assert np.isfinite(loss) and grads["W1"].shape == model.params["W1"].shape
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_predict_fuses_affine_and_its_activation(backend, fusion, dtype, activation):
+    """``Affine -> Sigmoid`` and ``Affine -> Relu`` run as one ``ops.affine_forward`` in predict
+    (counted), equal to the unfused layers to the kernel tolerances (float32 1e-5 here: the
+    fused sigmoid is the fast backends' own exp), and the training path is the layers'."""
+    from fastdl.models import MultiLayerNet
+
+    make = lambda: MultiLayerNet(input_size=30, hidden_size_list=[20, 40], output_size=7,  # noqa: E731
+                                 activation=activation, dtype=dtype, seed=5)
+    x = np.random.default_rng(1).standard_normal((25, 30)).astype(dtype)
+    fusion(False)
+    want = make().predict(x)
+    fusion(True)
+    model = make()
+    before = fused_counts().get(f"infer_affine_{activation}", 0)
+    got = model.predict(x)
+    assert fused_counts().get(f"infer_affine_{activation}", 0) == before + 2
+    assert got.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    assert model.predict(x[:0]).shape == (0, 7)
+    loss, grads = model.loss_and_gradient(x, np.zeros(25, np.int64))
+    assert np.isfinite(loss) and grads["W1"].shape == (30, 20)

@@ -212,3 +212,39 @@ def test_labels_in_range_of_any_int_dtype_are_accepted():
     for dt in (np.uint8, np.int16, np.int32, np.int64):
         loss, d = ops.softmax_cross_entropy(z, np.array([0, 2], dt))
         assert loss == pytest.approx(np.log(3), rel=1e-6) and d.dtype == np.float32
+
+
+# --------------------------------------------------------------------------- affine
+
+AX = np.zeros((5, 4), np.float32)
+AW = np.zeros((4, 3), np.float32)
+AB = np.zeros(3, np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int64, np.bool_, np.complex64])
+def test_affine_dtypes(dtype):
+    with pytest.raises(TypeError, match="x must be float32 or float64.*" + np.dtype(dtype).name):
+        ops.affine_forward(AX.astype(dtype), AW, AB)
+    with pytest.raises(TypeError, match="dout must be float32 or float64"):
+        ops.affine_backward(np.zeros((5, 3), dtype), AX, AW)
+    with pytest.raises(TypeError, match="W has dtype float64 but x has float32"):
+        ops.affine_forward(AX, AW.astype(np.float64), AB)
+    with pytest.raises(TypeError, match="b has dtype float64 but x has float32"):
+        ops.affine_forward(AX, AW, AB.astype(np.float64))
+    with pytest.raises(TypeError, match="dout has dtype float64 but x has float32"):
+        ops.affine_backward(np.zeros((5, 3)), AX, AW)
+
+
+def test_affine_shapes_and_activation():
+    with pytest.raises(ValueError, match=r"x must be 2-D, got shape \(5, 2, 2\)"):
+        ops.affine_forward(AX.reshape(5, 2, 2), AW, AB)
+    with pytest.raises(ValueError, match=r"W must have shape \(4, M\) for x of shape \(5, 4\), got \(3, 3\)"):
+        ops.affine_forward(AX, np.zeros((3, 3), np.float32), AB)
+    with pytest.raises(ValueError, match=r"b must have shape \(3,\) for W of shape \(4, 3\), got \(4,\)"):
+        ops.affine_forward(AX, AW, np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match=r"b must be 1-D"):
+        ops.affine_forward(AX, AW, AB[None])
+    with pytest.raises(ValueError, match=r"dout must have shape \(5, 3\), got \(5, 4\)"):
+        ops.affine_backward(np.zeros((5, 4), np.float32), AX, AW)
+    with pytest.raises(ValueError, match="act must be None, 'relu' or 'sigmoid', got 'tanh'"):
+        ops.affine_forward(AX, AW, AB, act="tanh")

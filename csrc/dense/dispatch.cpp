@@ -1,0 +1,92 @@
+// The dense GEMM's loops and threads (see dense.h): portable code around the AVX-512 pieces.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <new>
+
+#include "dense.h"
+#include "support/cpu.h"
+#include "support/parallel.h"
+
+namespace fastdl {
+namespace dense {
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+
+// `n` floats per thread, 64-byte aligned (the packed panels are read with aligned loads).
+std::unique_ptr<float, FreeDeleter> panels(int nt) {
+  void* p = std::aligned_alloc(64, sizeof(float) * kKC * kNR * static_cast<size_t>(nt));
+  if (!p) throw std::bad_alloc();
+  return std::unique_ptr<float, FreeDeleter>(static_cast<float*>(p));
+}
+
+// Row tiles per work item at most: their rows of A for one kKC piece (12 KiB a tile) stay in L2.
+constexpr int64_t kMaxTiles = 20;
+
+// Below this many multiply-adds the GEMM runs on the calling thread.
+constexpr int64_t kThreadGrain = int64_t{1} << 20;
+
+// C = act(bias) broadcast over M rows (K == 0).
+void bias_only(const float* bias, float* c, int64_t ldc, int64_t M, int64_t N, int act) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      float v = bias ? bias[n] : 0.0f;
+      if (act == kRelu) v = v > 0.0f || v != v ? v : 0.0f;
+      if (act == kSigmoid) v = 1.0f / (1.0f + std::exp(-v));
+      c[m * ldc + n] = v;
+    }
+}
+
+}  // namespace
+
+bool available() { return cpu_level() == CpuLevel::AVX512; }
+
+void gemm_f32(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, bool b_trans,
+              const float* bias, float* c, int64_t ldc, int64_t M, int64_t N, int64_t K, int act) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    bias_only(bias, c, ldc, M, N, act);
+    return;
+  }
+  // Work items: (group of row tiles) x (group of panels of kNR columns).  An item walks k
+  // kKC rows at a time; for each panel it packs that piece of B (then in L1) and runs its row
+  // tiles over it, so the item's rows of A for this piece stay in L2 across its panels.
+  const int64_t npanel = ceil_div(N, kNR), ntile = ceil_div(M, kMR);
+  const int nt = M * N * K >= kThreadGrain ? num_threads() : 1;
+  const int64_t want = nt > 1 ? 3 * int64_t{nt} : 1;  // items: enough for dynamic balance
+  const int64_t tg = std::min<int64_t>(kMaxTiles, ceil_div(ntile, want));
+  const int64_t ntg = ceil_div(ntile, tg);
+  const int64_t pg = ntg >= want ? npanel : ceil_div(npanel, std::min(npanel, ceil_div(want, ntg)));
+  const int64_t npg = ceil_div(npanel, pg), nitem = ntg * npg;
+  const int threads = static_cast<int>(std::min<int64_t>(nt, nitem));
+  auto scratch = panels(threads);
+  for_items(nitem, threads, true, [&](int64_t item, int t) {
+    float* p = scratch.get() + static_cast<size_t>(t) * kKC * kNR;
+    const int64_t t0 = (item / npg) * tg, t1 = std::min(ntile, t0 + tg);
+    const int64_t p0 = (item % npg) * pg, p1 = std::min(npanel, p0 + pg);
+    for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+      const int64_t kc = std::min(kKC, K - k0);
+      const bool first = k0 == 0, last = k0 + kc == K;
+      for (int64_t panel = p0; panel < p1; ++panel) {
+        const int64_t n0 = panel * kNR, nc = std::min<int64_t>(kNR, N - n0);
+        pack_b_f32_avx512(b, ldb, b_trans, k0, kc, n0, nc, p);
+        for (int64_t tile = t0; tile < t1; ++tile) {
+          const int64_t m0 = tile * kMR;
+          const int rows = static_cast<int>(std::min<int64_t>(kMR, M - m0));
+          tile_f32_avx512(a + m0 * sam + k0 * sak, sam, sak, p, kc, c + m0 * ldc + n0, ldc, rows,
+                          static_cast<int>(nc), first, last, bias ? bias + n0 : nullptr, act);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace dense
+}  // namespace fastdl

@@ -1,0 +1,125 @@
+// AVX-512 pieces of the dense GEMM (see dense.h): the packing of B and the register tile.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "dense.h"
+#include "support/exp_avx512.h"
+#include "support/transpose_avx512.h"
+
+namespace fastdl {
+namespace dense {
+
+namespace {
+
+inline __mmask16 lanes(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// 1 / (1 + exp(-v)) with exp of a non-positive argument only: e = exp(-|v|), then
+// 1 / (1 + e) for v >= 0 and e / (1 + e) below.  NaN stays NaN.
+__attribute__((always_inline)) inline __m512 sigmoid16(__m512 v) {
+  const __m512 e = avx512::exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(v)));
+  const __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+  const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+  return _mm512_mask_mul_ps(r, neg, r, e);
+}
+
+__attribute__((always_inline)) inline __m512 activate(__m512 v, int act) {
+  if (act == kRelu) return _mm512_max_ps(_mm512_setzero_ps(), v);  // NaN kept (second operand)
+  if (act == kSigmoid) return sigmoid16(v);
+  return v;
+}
+
+template <int MR, int NV>
+void tile(const float* a, int64_t sam, int64_t sak, const float* p, int64_t kc, float* c, int64_t ldc,
+          int nc, bool first, bool last, const float* bias, int act) {
+  const __mmask16 mask = lanes(nc - 16 * (NV - 1));  // the last vector's columns
+  __m512 acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = first ? _mm512_setzero_ps()
+                        : v == NV - 1 ? _mm512_maskz_loadu_ps(mask, c + r * ldc + 16 * v)
+                                      : _mm512_loadu_ps(c + r * ldc + 16 * v);
+  if (sak == 1) {  // A row-major: the common case, unit steps along k
+    for (int64_t k = 0; k < kc; ++k) {
+      __m512 bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(p + k * kNR + 16 * v);
+      for (int r = 0; r < MR; ++r) {
+        const __m512 av = _mm512_set1_ps(a[r * sam + k]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+      }
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) {
+      __m512 bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(p + k * kNR + 16 * v);
+      const float* ak = a + k * sak;
+      for (int r = 0; r < MR; ++r) {
+        const __m512 av = _mm512_set1_ps(ak[r * sam]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+      }
+    }
+  }
+  if (last) {
+    __m512 bb[NV];
+    for (int v = 0; v < NV; ++v)
+      bb[v] = bias ? _mm512_maskz_loadu_ps(v == NV - 1 ? mask : lanes(16), bias + 16 * v) : _mm512_setzero_ps();
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) {
+        if (bias) acc[r][v] = _mm512_add_ps(acc[r][v], bb[v]);
+        acc[r][v] = activate(acc[r][v], act);
+      }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) {
+      if (v == NV - 1)
+        _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask, acc[r][v]);
+      else
+        _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
+    }
+}
+
+using TileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, int, bool, bool,
+                        const float*, int);
+
+}  // namespace
+
+void pack_b_f32_avx512(const float* b, int64_t ldb, bool b_trans, int64_t k0, int64_t kc, int64_t n0,
+                       int64_t nc, float* p) {
+  if (!b_trans) {
+    const __mmask16 m0 = lanes(nc), m1 = lanes(nc - 16);
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* row = b + (k0 + k) * ldb + n0;
+      _mm512_store_ps(p + k * kNR, _mm512_maskz_loadu_ps(m0, row));
+      _mm512_store_ps(p + k * kNR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+    return;
+  }
+  // B(k, n) = b[n * ldb + k]: 16 x 16 blocks of b's rows n, transposed in registers.
+  for (int64_t kb = 0; kb < kc; kb += 16) {
+    const int64_t kn = kc - kb < 16 ? kc - kb : 16;
+    const __mmask16 km = lanes(kn);
+    for (int h = 0; h < 2; ++h) {
+      __m512 r[16];
+      for (int j = 0; j < 16; ++j) {
+        const int64_t n = 16 * h + j;
+        r[j] = n < nc ? _mm512_maskz_loadu_ps(km, b + (n0 + n) * ldb + k0 + kb) : _mm512_setzero_ps();
+      }
+      avx512::transpose16_ps(r);
+      for (int64_t i = 0; i < kn; ++i) _mm512_store_ps(p + (kb + i) * kNR + 16 * h, r[i]);
+    }
+  }
+}
+
+void tile_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* p, int64_t kc, float* c,
+                     int64_t ldc, int rows, int nc, bool first, bool last, const float* bias, int act) {
+  static const TileFn one[kMR] = {&tile<1, 1>, &tile<2, 1>, &tile<3, 1>, &tile<4, 1>, &tile<5, 1>, &tile<6, 1>,
+                                  &tile<7, 1>, &tile<8, 1>, &tile<9, 1>, &tile<10, 1>, &tile<11, 1>, &tile<12, 1>};
+  static const TileFn two[kMR] = {&tile<1, 2>, &tile<2, 2>, &tile<3, 2>, &tile<4, 2>, &tile<5, 2>, &tile<6, 2>,
+                                  &tile<7, 2>, &tile<8, 2>, &tile<9, 2>, &tile<10, 2>, &tile<11, 2>, &tile<12, 2>};
+  (nc > 16 ? two : one)[rows - 1](a, sam, sak, p, kc, c, ldc, nc, first, last, bias, act);
+}
+
+}  // namespace dense
+}  // namespace fastdl
