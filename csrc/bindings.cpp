@@ -208,6 +208,64 @@ py::tuple conv2d_forward(const carray<T>& x, const carray<T>& w, const carray<T>
   return py::make_tuple(std::move(y), py::make_tuple(x, w, stride, pad));
 }
 
+// Convolution -> ReLU -> max pool with the convolution's output kept in cache (conv_pool.cpp):
+// (y (N, FN, POH, POW), state (x, W, stride, pad, argmax, ph, pw, pool stride, pool pad)).
+template <class T>
+py::tuple conv2d_relu_maxpool2d_forward(const carray<T>& x, const carray<T>& w, const carray<T>& b, int64_t stride,
+                                        int64_t pad, int64_t ph, int64_t pw, int64_t pstride, int64_t ppad) {
+  fastdl::conv::Geometry g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
+                           stride, pad, out_size(x.shape(2), w.shape(2), stride, pad),
+                           out_size(x.shape(3), w.shape(3), stride, pad)};
+  fastdl::conv::PoolGeometry p{ph, pw, pstride, ppad, out_size(g.OH, ph, pstride, ppad),
+                               out_size(g.OW, pw, pstride, ppad)};
+  auto y = fastdl::new_array<T>({g.N, g.FN, p.OH, p.OW});
+  auto am = fastdl::new_array<int64_t>({g.N, g.FN, p.OH, p.OW});
+  const T *xp = x.data(), *wp = w.data(), *bp = b.data();
+  T* yp = y.mutable_data();
+  int64_t* ap = am.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::conv::conv_relu_pool_forward<T>(g, p, xp, wp, bp, yp, ap);
+  }
+  return py::make_tuple(std::move(y), py::make_tuple(x, w, stride, pad, std::move(am), ph, pw, pstride, ppad));
+}
+
+template <class T>
+py::tuple conv2d_relu_maxpool2d_backward(const carray<T>& dy, const py::tuple& state, bool need_dx) {
+  const auto x = state[0].cast<carray<T>>();
+  const auto w = state[1].cast<carray<T>>();
+  const auto am = state[4].cast<carray<int64_t>>();
+  const int64_t stride = state[2].cast<int64_t>(), pad = state[3].cast<int64_t>();
+  fastdl::conv::Geometry g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
+                           stride, pad, out_size(x.shape(2), w.shape(2), stride, pad),
+                           out_size(x.shape(3), w.shape(3), stride, pad)};
+  fastdl::conv::PoolGeometry p{state[5].cast<int64_t>(), state[6].cast<int64_t>(), state[7].cast<int64_t>(),
+                               state[8].cast<int64_t>(), 0, 0};
+  p.OH = out_size(g.OH, p.ph, p.stride, p.pad);
+  p.OW = out_size(g.OW, p.pw, p.stride, p.pad);
+  if (dy.size() != g.N * g.FN * p.OH * p.OW || am.size() != dy.size())
+    throw py::value_error("conv2d_relu_maxpool2d_backward: dy and the state's argmax differ in size");
+  carray<T> dw({g.FN, g.C, g.kh, g.kw});
+  carray<T> db({g.FN});
+  py::object dx = py::none();
+  T* dxp = nullptr;
+  if (need_dx) {
+    auto d = fastdl::new_array<T>({g.N, g.C, g.H, g.W});
+    dxp = d.mutable_data();
+    dx = std::move(d);
+  }
+  const T *xp = x.data(), *wp = w.data(), *dyp = dy.data();
+  const int64_t* ap = am.data();
+  T *dwp = dw.mutable_data(), *dbp = db.mutable_data();
+  bool ok;
+  {
+    py::gil_scoped_release nogil;
+    ok = fastdl::conv::conv_relu_pool_backward<T>(g, p, xp, wp, dyp, ap, dxp, dwp, dbp);
+  }
+  if (!ok) throw py::value_error("conv2d_relu_maxpool2d_backward: an argmax entry lies outside its window's plane");
+  return py::make_tuple(dx, std::move(dw), std::move(db));
+}
+
 // Inference: y alone (relu: relu(conv2d + b)), no state.
 template <class T>
 carray<T> conv2d_infer(const carray<T>& x, const carray<T>& w, const carray<T>& b, int64_t stride, int64_t pad,
@@ -346,6 +404,13 @@ void bind_kernels(py::module_& m) {
         "conv2d (relu(conv2d + b) if relu) -> y only, no state (inference).");
   m.def("conv2d_bias_relu_backward", &conv2d_backward<T>, py::arg("dy").noconvert(), py::arg("state"),
         py::arg("need_dx"), "dy (N, FN, OH, OW), fused state -> (dx or None, dW, db) with dy masked by y > 0.");
+  m.def("conv2d_relu_maxpool2d_forward", &conv2d_relu_maxpool2d_forward<T>, py::arg("x").noconvert(),
+        py::arg("W").noconvert(), py::arg("b").noconvert(), py::arg("stride"), py::arg("pad"), py::arg("ph"),
+        py::arg("pw"), py::arg("pool_stride"), py::arg("pool_pad"),
+        "maxpool2d(relu(conv2d(x, W) + b)) a few samples at a time -> (y, state); the convolution's output "
+        "stays in cache.");
+  m.def("conv2d_relu_maxpool2d_backward", &conv2d_relu_maxpool2d_backward<T>, py::arg("dy").noconvert(),
+        py::arg("state"), py::arg("need_dx"), "dy of conv2d_relu_maxpool2d_forward -> (dx or None, dW, db).");
   m.def("im2col", &im2col<T>, py::arg("x").noconvert(), py::arg("kh"), py::arg("kw"), py::arg("stride"),
         py::arg("pad"), "x (N, C, H, W) -> col (N*OH*OW, C*kh*kw); rows (n, oy, ox), columns (c, ky, kx).");
   m.def("col2im", &col2im<T>, py::arg("col").noconvert(), py::arg("x_shape"), py::arg("kh"), py::arg("kw"),

@@ -78,3 +78,9 @@ def affine_forward(x: npt.NDArray[np.float32], W: npt.NDArray[np.float32], b: np
 def affine_backward(dout: npt.NDArray[np.float32], x: npt.NDArray[np.float32], W: npt.NDArray[np.float32],
                     need_dx: bool) -> tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.float32],
                                             npt.NDArray[np.float32]]: ...
+
+# Convolution -> ReLU -> max pool, the convolution's output kept in cache (float32 and float64).
+def conv2d_relu_maxpool2d_forward(x: npt.NDArray[_F], W: npt.NDArray[_F], b: npt.NDArray[_F], stride: int, pad: int,
+                                  ph: int, pw: int, pool_stride: int, pool_pad: int) -> tuple[npt.NDArray[_F], Any]: ...
+def conv2d_relu_maxpool2d_backward(dy: npt.NDArray[_F], state: Any,
+                                   need_dx: bool) -> tuple[npt.NDArray[_F] | None, npt.NDArray[_F], npt.NDArray[_F]]: ...

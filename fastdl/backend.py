@@ -198,7 +198,7 @@ def set_num_threads(n: int) -> None:
 
     Under a fast backend BLAS runs on one thread, so that only one thread pool is busy
     at a time; on ``cpp`` the float32 affine layers use fastdl's own GEMM on its
-    ``n`` threads instead (AVX-512 CPUs, batches of 4 samples or more).
+    ``n`` threads instead (on AVX-512 CPUs).
     """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

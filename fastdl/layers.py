@@ -363,12 +363,16 @@ class Convolution:
         self.db: Optional[np.ndarray] = None
         self._ctx: Optional[ops.ConvContext] = None
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x (N, C, H, W) -> (N, FN, OH, OW), x's dtype (W's and b's dtype must be x's)."""
+    def _check_input(self, x: Any) -> np.ndarray:
+        """x as an array of a real dtype, W's when it is a float (also for the fused steps)."""
         x = _input("Convolution", x)
         _same_dtype("Convolution", x, np.asarray(self.W), "the book's ch07 apply_filter convolves a float32 "
                     "image from matplotlib's imread with float64 weights")
-        out, self._ctx = ops.conv2d_forward(x, self.W, self.b, self.stride, self.pad)
+        return x
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, C, H, W) -> (N, FN, OH, OW), x's dtype (W's and b's dtype must be x's)."""
+        out, self._ctx = ops.conv2d_forward(self._check_input(x), self.W, self.b, self.stride, self.pad)
         return out
 
     def backward(self, dout: np.ndarray) -> Optional[np.ndarray]:

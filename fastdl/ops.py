@@ -25,7 +25,7 @@ from . import backend as _backend
 from .backends import numpy_ref as _ref
 from .backends.contract import KERNELS, conv_output_size
 
-__all__ = [*KERNELS, "conv_output_size", "ConvContext", "PoolContext"]
+__all__ = [*KERNELS, "conv_output_size", "ConvContext", "PoolContext", "ConvPoolContext"]
 
 _FLOATS = (np.float32, np.float64)
 
@@ -150,6 +150,18 @@ class PoolContext(_ByBackendName):
     backend: ModuleType
     state: Any
     x_shape: tuple
+    y_shape: tuple
+    dtype: np.dtype
+
+
+@dataclass(frozen=True)
+class ConvPoolContext(_ByBackendName):
+    """What :func:`conv2d_relu_maxpool2d_backward` needs: the forward's backend and its state."""
+
+    backend: ModuleType
+    state: Any
+    x_shape: tuple
+    w_shape: tuple
     y_shape: tuple
     dtype: np.dtype
 
@@ -327,6 +339,35 @@ def relu_maxpool2d_backward(dy, ctx: PoolContext) -> np.ndarray:
     """
     dy = _check_grad(dy, ctx, PoolContext, "relu_maxpool2d_forward")
     return ctx.backend.relu_maxpool2d_backward(dy, ctx.state)
+
+
+def conv2d_relu_maxpool2d_forward(x, W, b=None, stride: int = 1, pad: int = 0, ph: int = 2, pw: int = 2,
+                                  pool_stride: int | None = None, pool_pad: int = 0):
+    """``maxpool2d(relu(conv2d(x, W) + b))``: a Convolution -> Relu -> Pooling run as one step.
+
+    Convolution arguments as :func:`conv2d_forward`, pool window (ph, pw), ``pool_stride``
+    (default ph) and ``pool_pad`` as :func:`maxpool2d_forward` on the convolution's output.
+    Returns ``(y (N, FN, POH, POW), ctx)``; y holds the values of
+    ``relu_maxpool2d_forward(conv2d_forward(x, W, b, stride, pad)[0], ph, pw, ...)[0]``.  The
+    C++ backend runs a few samples at a time, so the convolution's output never leaves the
+    cache.  ctx (a :class:`ConvPoolContext`) is for :func:`conv2d_relu_maxpool2d_backward`.
+    """
+    x, W, b, stride, pad = _conv_args(x, W, b, stride, pad)
+    FN, _, kh, kw = W.shape
+    z_shape = (x.shape[0], FN, conv_output_size(x.shape[2], kh, stride, pad),
+               conv_output_size(x.shape[3], kw, stride, pad))
+    pool_stride = ph if pool_stride is None else pool_stride
+    ph, pw, pool_stride, pool_pad, _, _ = _pool_window(z_shape, ph, pw, pool_stride, pool_pad)
+    mod, y, state = _with_context("conv2d_relu_maxpool2d_forward", x, W, b, stride, pad, ph, pw, pool_stride,
+                                  pool_pad)
+    return y, ConvPoolContext(mod, state, x.shape, W.shape, y.shape, x.dtype)
+
+
+def conv2d_relu_maxpool2d_backward(dy, ctx: ConvPoolContext, need_dx: bool = True):
+    """Gradients of :func:`conv2d_relu_maxpool2d_forward`: dy (N, FN, POH, POW) -> (dx or None, dW, db),
+    those of ``conv2d_backward(relu_maxpool2d_backward(dy, ...), ...)``."""
+    dy = _check_grad(dy, ctx, ConvPoolContext, "conv2d_relu_maxpool2d_forward")
+    return ctx.backend.conv2d_relu_maxpool2d_backward(dy, ctx.state, bool(need_dx))
 
 
 def conv2d_infer(x, W, b=None, stride: int = 1, pad: int = 0, relu: bool = False) -> np.ndarray:

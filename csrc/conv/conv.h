@@ -9,6 +9,7 @@
 //   forward.cpp           forward: packed weights, each output pixel's valid taps
 //   backward_data.cpp     data gradient: the same gather over dy with flipped weights
 //   backward_weights.cpp  weight and bias gradients, per-thread partial sums reduced here
+//   conv_pool.cpp         convolution -> ReLU -> max pool a few samples at a time (in L2)
 //   kernel_table.h        the jobs and the function table the per-CPU kernels fill
 //   kernels.h, kernels_*.h  the per-CPU kernel bodies, written once over vector traits
 //   kernels_scalar.cpp, kernels_avx2.cpp, kernels_avx512.cpp
@@ -42,6 +43,24 @@ void backward_data(const Geometry& g, const T* dy, const T* w, T* dx);
 // dw (FN, C, kh, kw) and db (FN,) from x and dy (both overwritten).
 template <class T>
 void backward_weights(const Geometry& g, const T* x, const T* dy, T* dw, T* db);
+
+// The max pool after a convolution: window ph x pw, stride, pad; output OH x OW.
+struct PoolGeometry {
+  int64_t ph, pw, stride, pad, OH, OW;
+};
+
+// y, argmax (N, FN, p.OH, p.OW) = maxpool2d_forward(relu=true) of forward(x, w, bias): the
+// unfused kernels' values bit for bit, without the convolution's output in memory.
+template <class T>
+void conv_relu_pool_forward(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* bias,
+                            T* y, int64_t* argmax);
+
+// The gradients of conv_relu_pool_forward from dy (N, FN, p.OH, p.OW) and its argmax: dx
+// (skipped if nullptr), dw, db as backward_data / backward_weights of the pooled gradient,
+// bit for bit.  False if an argmax entry is outside its plane.
+template <class T>
+bool conv_relu_pool_backward(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* dy,
+                             const int64_t* argmax, T* dx, T* dw, T* db);
 
 }  // namespace conv
 }  // namespace fastdl

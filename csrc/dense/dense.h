@@ -17,6 +17,7 @@ enum Act : int { kNone = 0, kRelu = 1, kSigmoid = 2 };
 constexpr int kMR = 12;      // rows of C per tile
 constexpr int kNR = 32;      // columns of C per panel (two AVX-512 vectors)
 constexpr int64_t kKC = 256;  // rows of B per packed panel (32 KiB)
+constexpr int64_t kDirectRows = 2 * kMR;  // up to this many rows, B is read in place (not packed)
 
 // Whether this CPU runs the SIMD kernel (AVX-512); if not, callers use BLAS.
 bool available();
@@ -37,6 +38,12 @@ void pack_b_f32_avx512(const float* b, int64_t ldb, bool b_trans, int64_t k0, in
 // starts from zero instead of C, `last` then adds bias (or not, if nullptr) and applies act.
 void tile_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* p, int64_t kc, float* c,
                      int64_t ldc, int rows, int nc, bool first, bool last, const float* bias, int act);
+
+// The same tile over the whole reduction with B (K, N) read in place, row stride ldb, from
+// its column 0 (nc <= kNR columns): for a few rows, where packing B would cost more than the
+// product.
+void tile_direct_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, int64_t K,
+                            float* c, int64_t ldc, int rows, int nc, const float* bias, int act);
 
 }  // namespace dense
 }  // namespace fastdl

@@ -55,6 +55,15 @@ void gemm_f32(const float* a, int64_t sam, int64_t sak, const float* b, int64_t 
     bias_only(bias, c, ldc, M, N, act);
     return;
   }
+  if (!b_trans && M <= kDirectRows && (M * N * K < kThreadGrain || num_threads() == 1)) {
+    // a few samples: B read in place, on this thread
+    for (int64_t n0 = 0; n0 < N; n0 += kNR)
+      for (int64_t m0 = 0; m0 < M; m0 += kMR)
+        tile_direct_f32_avx512(a + m0 * sam, sam, sak, b + n0, ldb, K, c + m0 * ldc + n0, ldc,
+                               static_cast<int>(std::min<int64_t>(kMR, M - m0)),
+                               static_cast<int>(std::min<int64_t>(kNR, N - n0)), bias ? bias + n0 : nullptr, act);
+    return;
+  }
   // Work items: (group of row tiles) x (group of panels of kNR columns).  An item walks k
   // kKC rows at a time; for each panel it packs that piece of B (then in L1) and runs its row
   // tiles over it, so the item's rows of A for this piece stay in L2 across its panels.

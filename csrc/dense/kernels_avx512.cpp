@@ -31,10 +31,15 @@ __attribute__((always_inline)) inline __m512 activate(__m512 v, int act) {
   return v;
 }
 
-template <int MR, int NV>
-void tile(const float* a, int64_t sam, int64_t sak, const float* p, int64_t kc, float* c, int64_t ldc,
-          int nc, bool first, bool last, const float* bias, int act) {
+// Direct: B read in place (rows of ldp floats, the last vector masked) instead of packed.
+template <int MR, int NV, bool Direct>
+void tile(const float* a, int64_t sam, int64_t sak, const float* p, int64_t ldp, int64_t kc, float* c,
+          int64_t ldc, int nc, bool first, bool last, const float* bias, int act) {
   const __mmask16 mask = lanes(nc - 16 * (NV - 1));  // the last vector's columns
+  const auto load_b = [&](int64_t k, int v) {
+    if (!Direct) return _mm512_load_ps(p + k * kNR + 16 * v);
+    return v == NV - 1 ? _mm512_maskz_loadu_ps(mask, p + k * ldp + 16 * v) : _mm512_loadu_ps(p + k * ldp + 16 * v);
+  };
   __m512 acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v)
@@ -44,7 +49,7 @@ void tile(const float* a, int64_t sam, int64_t sak, const float* p, int64_t kc, 
   if (sak == 1) {  // A row-major: the common case, unit steps along k
     for (int64_t k = 0; k < kc; ++k) {
       __m512 bv[NV];
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(p + k * kNR + 16 * v);
+      for (int v = 0; v < NV; ++v) bv[v] = load_b(k, v);
       for (int r = 0; r < MR; ++r) {
         const __m512 av = _mm512_set1_ps(a[r * sam + k]);
         for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
@@ -53,7 +58,7 @@ void tile(const float* a, int64_t sam, int64_t sak, const float* p, int64_t kc, 
   } else {
     for (int64_t k = 0; k < kc; ++k) {
       __m512 bv[NV];
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(p + k * kNR + 16 * v);
+      for (int v = 0; v < NV; ++v) bv[v] = load_b(k, v);
       const float* ak = a + k * sak;
       for (int r = 0; r < MR; ++r) {
         const __m512 av = _mm512_set1_ps(ak[r * sam]);
@@ -80,8 +85,22 @@ void tile(const float* a, int64_t sam, int64_t sak, const float* p, int64_t kc, 
     }
 }
 
-using TileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, int, bool, bool,
-                        const float*, int);
+using TileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t, int, bool,
+                        bool, const float*, int);
+
+template <bool Direct>
+void run_tile(const float* a, int64_t sam, int64_t sak, const float* p, int64_t ldp, int64_t kc, float* c,
+              int64_t ldc, int rows, int nc, bool first, bool last, const float* bias, int act) {
+  static const TileFn one[kMR] = {
+      &tile<1, 1, Direct>, &tile<2, 1, Direct>, &tile<3, 1, Direct>,  &tile<4, 1, Direct>,
+      &tile<5, 1, Direct>, &tile<6, 1, Direct>, &tile<7, 1, Direct>,  &tile<8, 1, Direct>,
+      &tile<9, 1, Direct>, &tile<10, 1, Direct>, &tile<11, 1, Direct>, &tile<12, 1, Direct>};
+  static const TileFn two[kMR] = {
+      &tile<1, 2, Direct>, &tile<2, 2, Direct>, &tile<3, 2, Direct>,  &tile<4, 2, Direct>,
+      &tile<5, 2, Direct>, &tile<6, 2, Direct>, &tile<7, 2, Direct>,  &tile<8, 2, Direct>,
+      &tile<9, 2, Direct>, &tile<10, 2, Direct>, &tile<11, 2, Direct>, &tile<12, 2, Direct>};
+  (nc > 16 ? two : one)[rows - 1](a, sam, sak, p, ldp, kc, c, ldc, nc, first, last, bias, act);
+}
 
 }  // namespace
 
@@ -114,11 +133,12 @@ void pack_b_f32_avx512(const float* b, int64_t ldb, bool b_trans, int64_t k0, in
 
 void tile_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* p, int64_t kc, float* c,
                      int64_t ldc, int rows, int nc, bool first, bool last, const float* bias, int act) {
-  static const TileFn one[kMR] = {&tile<1, 1>, &tile<2, 1>, &tile<3, 1>, &tile<4, 1>, &tile<5, 1>, &tile<6, 1>,
-                                  &tile<7, 1>, &tile<8, 1>, &tile<9, 1>, &tile<10, 1>, &tile<11, 1>, &tile<12, 1>};
-  static const TileFn two[kMR] = {&tile<1, 2>, &tile<2, 2>, &tile<3, 2>, &tile<4, 2>, &tile<5, 2>, &tile<6, 2>,
-                                  &tile<7, 2>, &tile<8, 2>, &tile<9, 2>, &tile<10, 2>, &tile<11, 2>, &tile<12, 2>};
-  (nc > 16 ? two : one)[rows - 1](a, sam, sak, p, kc, c, ldc, nc, first, last, bias, act);
+  run_tile<false>(a, sam, sak, p, kNR, kc, c, ldc, rows, nc, first, last, bias, act);
+}
+
+void tile_direct_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, int64_t K,
+                            float* c, int64_t ldc, int rows, int nc, const float* bias, int act) {
+  run_tile<true>(a, sam, sak, b, ldb, K, c, ldc, rows, nc, true, true, bias, act);
 }
 
 }  // namespace dense

@@ -85,39 +85,38 @@ bool backward_plane(const T* dy, const int64_t* am, T* dx, int64_t H, int64_t W,
 // The fused ReLU on one plane of pooled outputs (see pool.h).
 template <class T>
 void relu_plane(T* y, int64_t* am, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < n; ++i) {  // no branches: half the values are negative
     const T v = y[i];
-    if (!(v > T(0))) {
-      am[i] = -1;
-      if (v == v) y[i] = T(0);
-    }
+    const bool pos = v > T(0);
+    am[i] = pos ? am[i] : -1;
+    y[i] = pos || v != v ? v : T(0);
   }
 }
 
 using Fwd2x2F32 = void (*)(const float*, float*, int64_t*, int64_t, int64_t);
-using Fwd2x2F64 = void (*)(const double*, double*, int64_t*, int64_t, int64_t);
 
 Fwd2x2F32 pick_fwd_f32() {
-  switch (cpu_level()) {
-    case CpuLevel::AVX512: return maxpool2x2_forward_f32_avx512;
-    case CpuLevel::AVX2: return maxpool2x2_forward_f32_avx2;
-    default: return forward_plane_2x2<float>;
-  }
+  return cpu_level() == CpuLevel::AVX2 ? maxpool2x2_forward_f32_avx2 : forward_plane_2x2<float>;
 }
 
-Fwd2x2F64 pick_fwd_f64() {
-  return cpu_level() == CpuLevel::AVX512 ? maxpool2x2_forward_f64_avx512 : forward_plane_2x2<double>;
-}
-
+// One 2x2 plane; returns whether the ReLU was applied too (the AVX-512 kernels fuse it).
 template <class T>
-void forward_2x2(const T* x, T* y, int64_t* am, int64_t H, int64_t W) {
+bool forward_2x2(const T* x, T* y, int64_t* am, int64_t H, int64_t W, bool relu) {
+  static const bool avx512 = cpu_level() == CpuLevel::AVX512;
+  if (avx512) {
+    if constexpr (sizeof(T) == 4)
+      maxpool2x2_forward_f32_avx512(x, y, am, H, W, relu);
+    else
+      maxpool2x2_forward_f64_avx512(x, y, am, H, W, relu);
+    return true;
+  }
   if constexpr (sizeof(T) == 4) {
     static const Fwd2x2F32 f = pick_fwd_f32();
     f(x, y, am, H, W);
   } else {
-    static const Fwd2x2F64 f = pick_fwd_f64();
-    f(x, y, am, H, W);
+    forward_plane_2x2<double>(x, y, am, H, W);
   }
+  return false;
 }
 
 }  // namespace
@@ -132,11 +131,12 @@ void maxpool2d_forward(const T* x, T* y, int64_t* argmax, int64_t NC, int64_t H,
     std::vector<int64_t> scratch(argmax ? 0 : static_cast<size_t>(OHW));  // stays in L1
     for (int64_t i = b; i < e; ++i) {
       int64_t* am = argmax ? argmax + i * OHW : scratch.data();
+      bool done = false;  // the ReLU
       if (fast)
-        forward_2x2<T>(x + i * HW, y + i * OHW, am, H, W);
+        done = forward_2x2<T>(x + i * HW, y + i * OHW, am, H, W, relu);
       else
         forward_plane<T>(x + i * HW, y + i * OHW, am, H, W, ph, pw, stride, pad, OH, OW);
-      if (relu) relu_plane<T>(y + i * OHW, am, OHW);
+      if (relu && !done) relu_plane<T>(y + i * OHW, am, OHW);
     }
   });
 }
@@ -154,7 +154,7 @@ bool maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, i
   parallel_for(NC, NC * HW, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       if constexpr (sizeof(T) == 4) {
-        if (dense && maxpool2x2_backward_f32_avx512(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W))
+        if (dense && maxpool2x2_backward_f32_avx512(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W, relu))
           continue;
       }
       if (!backward_plane<T>(dy + i * OHW, argmax + i * OHW, dx + i * HW, H, W, OHW, relu))

@@ -26,7 +26,7 @@ inline uint32_t low_bits(int64_t n) { return n >= 32 ? 0xFFFFFFFFu : ((1u << n) 
 
 }  // namespace
 
-void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* am, int64_t H, int64_t W) {
+void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* am, int64_t H, int64_t W, bool relu) {
   const int64_t OH = H / 2, OW = W / 2;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
@@ -60,9 +60,15 @@ void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* am, int64_
       k = take(c3, best);
       best = _mm512_mask_mov_ps(best, k, c3);
       off = _mm512_mask_mov_epi32(off, k, oW1);
-      _mm512_mask_storeu_ps(yr + ox, m, best);
-      const __m512i idx = _mm512_add_epi32(
+      __m512i idx = _mm512_add_epi32(
           _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(2 * oy * W + 2 * ox)), even), off);
+      if (relu) {  // pool.h: max(best, 0) with NaN kept; -1 where best is not > 0
+        const __mmask16 pos = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
+        const __mmask16 nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+        best = _mm512_mask_mov_ps(_mm512_setzero_ps(), static_cast<__mmask16>(pos | nan), best);
+        idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(-1), pos, idx);
+      }
+      _mm512_mask_storeu_ps(yr + ox, m, best);
       _mm512_mask_storeu_epi64(ar + ox, static_cast<__mmask8>(m),
                                _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
       _mm512_mask_storeu_epi64(ar + ox + 8, static_cast<__mmask8>(m >> 8),
@@ -71,7 +77,7 @@ void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* am, int64_
   }
 }
 
-void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int64_t H, int64_t W) {
+void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int64_t H, int64_t W, bool relu) {
   const int64_t OH = H / 2, OW = W / 2;
   const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
   const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
@@ -104,8 +110,14 @@ void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int6
       k = take(c3, best);
       best = _mm512_mask_mov_pd(best, k, c3);
       off = _mm512_mask_mov_epi64(off, k, oW1);
+      __m512i idx = _mm512_add_epi64(_mm512_add_epi64(_mm512_set1_epi64(2 * oy * W + 2 * ox), even), off);
+      if (relu) {
+        const __mmask8 pos = _mm512_cmp_pd_mask(best, _mm512_setzero_pd(), _CMP_GT_OQ);
+        const __mmask8 nan = _mm512_cmp_pd_mask(best, best, _CMP_UNORD_Q);
+        best = _mm512_mask_mov_pd(_mm512_setzero_pd(), static_cast<__mmask8>(pos | nan), best);
+        idx = _mm512_mask_mov_epi64(_mm512_set1_epi64(-1), pos, idx);
+      }
       _mm512_mask_storeu_pd(yr + ox, m, best);
-      const __m512i idx = _mm512_add_epi64(_mm512_add_epi64(_mm512_set1_epi64(2 * oy * W + 2 * ox), even), off);
       _mm512_mask_storeu_epi64(ar + ox, m, idx);
     }
   }
@@ -114,7 +126,7 @@ void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int6
 namespace {
 
 // OW <= 8: two output rows per step (row oy in lanes 0-7, row oy+1 in lanes 8-15).
-bool backward_narrow(const float* dy, const int64_t* am, float* dx, int64_t H, int64_t W) {
+bool backward_narrow(const float* dy, const int64_t* am, float* dx, int64_t H, int64_t W, bool relu) {
   const int64_t OH = H / 2, OW = W / 2;
   const int w = static_cast<int>(W);
   const __m512i cell = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 2 * w, 2 * w + 2, 2 * w + 4, 2 * w + 6,
@@ -141,7 +153,8 @@ bool backward_narrow(const float* dy, const int64_t* am, float* dx, int64_t H, i
     const __mmask16 k1 = _mm512_mask_cmpeq_epi32_mask(lanes, off, o1);
     const __mmask16 k2 = _mm512_mask_cmpeq_epi32_mask(lanes, off, oW);
     const __mmask16 k3 = _mm512_mask_cmpeq_epi32_mask(lanes, off, oW1);
-    if (static_cast<__mmask16>(k0 | k1 | k2 | k3) != lanes) return false;
+    const __mmask16 skip = relu ? _mm512_mask_cmpeq_epi32_mask(lanes, a, _mm512_set1_epi32(-1)) : 0;
+    if (static_cast<__mmask16>(k0 | k1 | k2 | k3 | skip) != lanes) return false;
     const __m512 v0 = _mm512_maskz_mov_ps(k0, v), v1 = _mm512_maskz_mov_ps(k1, v);
     const __m512 v2 = _mm512_maskz_mov_ps(k2, v), v3 = _mm512_maskz_mov_ps(k3, v);
     float* d = dx + 2 * oy * W;
@@ -160,9 +173,11 @@ bool backward_narrow(const float* dy, const int64_t* am, float* dx, int64_t H, i
 
 }  // namespace
 
-bool maxpool2x2_backward_f32_avx512(const float* dy, const int64_t* am, float* dx, int64_t H, int64_t W) {
+bool maxpool2x2_backward_f32_avx512(const float* dy, const int64_t* am, float* dx, int64_t H, int64_t W,
+                                    bool relu) {
   const int64_t OH = H / 2, OW = W / 2;
-  if (OW <= 8) return backward_narrow(dy, am, dx, H, W);
+  if (OW <= 8) return backward_narrow(dy, am, dx, H, W, relu);
+  const __m512i none = _mm512_set1_epi64(-1);
   const __m512i lane2_lo = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
   const __m512i lane2_hi = _mm512_setr_epi64(16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -191,7 +206,11 @@ bool maxpool2x2_backward_f32_avx512(const float* dy, const int64_t* am, float* d
       const __mmask16 k1 = _mm512_mask_cmpeq_epi32_mask(m, off, o1);
       const __mmask16 k2 = _mm512_mask_cmpeq_epi32_mask(m, off, oW);
       const __mmask16 k3 = _mm512_mask_cmpeq_epi32_mask(m, off, oW1);
-      if (static_cast<__mmask16>(k0 | k1 | k2 | k3) != m) return false;
+      const __mmask16 skip =
+          relu ? static_cast<__mmask16>((_mm512_cmpeq_epi64_mask(a_lo, none) |
+                                         (static_cast<unsigned>(_mm512_cmpeq_epi64_mask(a_hi, none)) << 8)) & m)
+               : static_cast<__mmask16>(0);
+      if (static_cast<__mmask16>(k0 | k1 | k2 | k3 | skip) != m) return false;
       const __m512 v0 = _mm512_maskz_mov_ps(k0, v), v1 = _mm512_maskz_mov_ps(k1, v);
       const __m512 v2 = _mm512_maskz_mov_ps(k2, v), v3 = _mm512_maskz_mov_ps(k3, v);
       _mm512_mask_storeu_ps(d0 + 2 * ox, mlo, _mm512_permutex2var_ps(v0, ilo, v1));

@@ -29,12 +29,15 @@ bool maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, i
                         int64_t OH, int64_t OW, bool relu = false);
 
 // SIMD fast paths for 2x2 windows, stride 2, no padding, float32, one plane at a time
-// (kernels_avx2.cpp / kernels_avx512.cpp).  OH = H/2, OW = W/2 (rounded down).
+// (kernels_avx2.cpp / kernels_avx512.cpp).  OH = H/2, OW = W/2 (rounded down).  relu (the
+// AVX-512 ones): the fused ReLU of maxpool2d_forward above, in the same pass.
 void maxpool2x2_forward_f32_avx2(const float* x, float* y, int64_t* argmax, int64_t H, int64_t W);
-void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* argmax, int64_t H, int64_t W);
-void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* argmax, int64_t H, int64_t W);
+void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* argmax, int64_t H, int64_t W, bool relu);
+void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* argmax, int64_t H, int64_t W, bool relu);
 // Writes the whole plane dx (H, W).  Returns false, with dx partly written, if some argmax
-// entry is not inside its own window (the caller then redoes the plane with a scatter).
-bool maxpool2x2_backward_f32_avx512(const float* dy, const int64_t* argmax, float* dx, int64_t H, int64_t W);
+// entry is not inside its own window (relu: nor -1); the caller then redoes the plane with a
+// scatter.
+bool maxpool2x2_backward_f32_avx512(const float* dy, const int64_t* argmax, float* dx, int64_t H, int64_t W,
+                                    bool relu);
 
 }  // namespace fastdl

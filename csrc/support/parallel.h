@@ -29,7 +29,12 @@ namespace fastdl {
 // thread use it.
 inline std::atomic<int> g_num_threads{0};
 
+inline bool in_parallel();
+
+// Threads a kernel called from here may use: 1 inside one of fastdl's parallel regions
+// (a region's task runs its kernels serially; see conv/conv_pool.cpp).
 inline int num_threads() {
+  if (in_parallel()) return 1;
   int n = g_num_threads.load(std::memory_order_relaxed);
   if (n > 0) return n;
 #ifdef FASTDL_HAVE_OPENMP

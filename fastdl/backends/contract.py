@@ -23,6 +23,9 @@ KERNELS: dict[str, str] = {
     "maxpool2d_backward": "(dy, argmax, x_shape, ph, pw, stride, pad) -> dx of x_shape",
     "relu_maxpool2d_forward": "(x, ph, pw, stride, pad) -> (maxpool2d(relu(x)), state for its backward)",
     "relu_maxpool2d_backward": "(dy, state) -> dx of the forward's x shape",
+    "conv2d_relu_maxpool2d_forward": "(x, W, b, stride, pad, ph, pw, pool_stride, pool_pad) -> "
+                                     "(maxpool2d(relu(conv2d(x, W) + b)), state for its backward)",
+    "conv2d_relu_maxpool2d_backward": "(dy, state, need_dx) -> (dx or None, dW, db)",
     "conv2d_infer": "(x, W, b, stride, pad, relu) -> y of conv2d_forward (of conv2d_bias_relu_forward if relu); no state",
     "maxpool2d_infer": "(x, ph, pw, stride, pad, relu) -> y of maxpool2d_forward (of relu(x) if relu); no argmax",
     "softmax_cross_entropy": "(logits (N, K), t int64 (N,) or (N, K)) -> (mean loss, (softmax - t) / N)",

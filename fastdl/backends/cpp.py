@@ -74,17 +74,14 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps) -> None:
     return None
 
 
-#: Rows below which an affine layer goes to BLAS: for one sample NumPy's matrix-vector
-#: product is faster than packing W for the GEMM (fastdl bench predict sample_weight@1).
-AFFINE_MIN_ROWS = 4
 _ACT = {None: 0, "relu": 1, "sigmoid": 2}
 _DENSE = _cpp.dense_available()  # AVX-512: the kernel's only SIMD path
 
 
 def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, act):
     """act(x @ W + b) (N, M) in one pass over the output: the C++ GEMM (csrc/dense) for float32
-    on AVX-512 CPUs from AFFINE_MIN_ROWS rows up, else NumPy's BLAS (the reference)."""
-    if _DENSE and x.dtype == np.float32 and x.shape[0] >= AFFINE_MIN_ROWS:
+    on AVX-512 CPUs, else NumPy's BLAS (the reference)."""
+    if _DENSE and x.dtype == np.float32:
         return _cpp.affine_forward(x, W, b, _ACT[act])
     return _ref.affine_forward(x, W, b, act)
 
@@ -126,6 +123,18 @@ def relu_maxpool2d_backward(dy: np.ndarray, state) -> np.ndarray:
     """dy -> dx of the fused forward: dy scattered to the argmax cells, -1 skipped."""
     argmax, x_shape, ph, pw, stride, pad = state
     return _cpp.relu_maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad)
+
+
+def conv2d_relu_maxpool2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int,
+                                  ph: int, pw: int, pool_stride: int, pool_pad: int):
+    """maxpool2d(relu(conv2d(x, W) + b)) -> (y, state), a few samples at a time so that the
+    convolution's output stays in cache (csrc/conv/conv_pool.cpp)."""
+    return _cpp.conv2d_relu_maxpool2d_forward(x, W, b, stride, pad, ph, pw, pool_stride, pool_pad)
+
+
+def conv2d_relu_maxpool2d_backward(dy: np.ndarray, state, need_dx: bool):
+    """dy (N, FN, POH, POW) -> (dx or None, dW, db) of the fused forward."""
+    return _cpp.conv2d_relu_maxpool2d_backward(dy, state, need_dx)
 
 
 def conv2d_infer(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int, relu: bool):

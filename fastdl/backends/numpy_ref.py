@@ -224,6 +224,30 @@ def relu_maxpool2d_backward(dy, state):
     return relu_backward(maxpool2d_backward(dy, argmax, x_shape, ph, pw, stride, pad), mask)
 
 
+def compose_conv_relu_pool(conv_forward, relu_pool_forward, conv_backward, relu_pool_backward):
+    """``conv2d_relu_maxpool2d_forward`` and ``_backward`` of a backend from its own kernels:
+    the convolution, then the fused ReLU + max pool; dy back through the pool, then the
+    convolution.  (The C++ backend has a kernel that keeps the convolution's output in cache.)"""
+
+    def forward(x, W, b, stride, pad, ph, pw, pool_stride, pool_pad):
+        """maxpool2d(relu(conv2d(x, W) + b)): y (N, FN, POH, POW) and a state for the backward."""
+        z, conv_state = conv_forward(x, W, b, stride, pad)
+        y, pool_state = relu_pool_forward(z, ph, pw, pool_stride, pool_pad)
+        return y, (conv_state, pool_state)
+
+    def backward(dy, state, need_dx):
+        """dy (N, FN, POH, POW) -> (dx or None, dW, db)."""
+        conv_state, pool_state = state
+        return conv_backward(relu_pool_backward(dy, pool_state), conv_state, need_dx)
+
+    forward.__name__, backward.__name__ = "conv2d_relu_maxpool2d_forward", "conv2d_relu_maxpool2d_backward"
+    return forward, backward
+
+
+conv2d_relu_maxpool2d_forward, conv2d_relu_maxpool2d_backward = compose_conv_relu_pool(
+    conv2d_forward, relu_maxpool2d_forward, conv2d_backward, relu_maxpool2d_backward)
+
+
 # --------------------------------------------------------------------------- inference
 # The forward values alone (Model.predict without training): nothing kept for a backward.
 

@@ -3,9 +3,10 @@
 A model's ``layers`` stay the book's classes, in the book's order.  Before each forward
 pass :func:`compile_layers` reads that sequence and replaces
 
-- ``Convolution -> Relu -> Pooling`` by the convolution and one
-  :func:`fastdl.ops.relu_maxpool2d_forward` (the ReLU pass over the convolution's output
-  and its mask are gone; the backward routes dy straight to the convolution's gradient),
+- ``Convolution -> Relu -> Pooling`` by one :func:`fastdl.ops.conv2d_relu_maxpool2d_forward`
+  (the convolution, then ReLU and pool in one pass with no mask; on ``cpp`` a few samples at
+  a time, so the convolution's output stays in cache; the backward routes dy through the
+  pool's argmax straight to the convolution's gradients),
 - ``Convolution -> Relu`` by one :func:`fastdl.ops.conv2d_bias_relu_forward` (bias and
   ReLU in the convolution's store; the backward masks dy by the output),
 - ``Relu -> Pooling`` by one :func:`fastdl.ops.relu_maxpool2d_forward`,
@@ -85,23 +86,27 @@ class ReluPool:
 
 
 class ConvReluPool:
-    """``Convolution -> Relu -> Pooling``: the convolution, then maxpool(relu(.)) in one pass."""
+    """``Convolution -> Relu -> Pooling`` as one :func:`fastdl.ops.conv2d_relu_maxpool2d_forward`:
+    maxpool(relu(conv(x) + b)); on ``cpp`` the convolution's output stays in cache."""
 
     name = "conv_relu_pool"
 
     def __init__(self, conv: Convolution, pool: Pooling) -> None:
         self.conv = conv
         self.pool = pool
-        self._ctx: Optional[ops.PoolContext] = None
+        self._ctx: Optional[ops.ConvPoolContext] = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        p = self.pool
+        c, p = self.conv, self.pool
         _runs[self.name] += 1
-        y, self._ctx = ops.relu_maxpool2d_forward(self.conv.forward(x), p.pool_h, p.pool_w, p.stride, p.pad)
+        y, self._ctx = ops.conv2d_relu_maxpool2d_forward(c._check_input(x), c.W, c.b, c.stride, c.pad,
+                                                         p.pool_h, p.pool_w, p.stride, p.pad)
         return y
 
     def backward(self, dout: np.ndarray) -> Optional[np.ndarray]:
-        return self.conv.backward(ops.relu_maxpool2d_backward(dout, self._ctx))
+        c = self.conv
+        dx, c.dW, c.db = ops.conv2d_relu_maxpool2d_backward(dout, self._ctx, c.need_dx)
+        return dx
 
 
 class Infer:

@@ -19,10 +19,12 @@ from test_kernels import DTYPES, _close, _layout, _reference, _run
 
 # (N, D, M, layout)
 AFFINE_CASES = [
-    (1, 1, 1, "contiguous"),        # one sample: BLAS on cpp (below its row threshold)
+    (1, 1, 1, "contiguous"),        # one sample: W read in place on cpp (up to 24 rows)
     (3, 5, 7, "strided"),
-    (4, 17, 33, "readonly"),        # the threshold; 33 columns: a panel and one column
+    (4, 17, 33, "readonly"),        # 33 columns: a panel and one column
     (13, 17, 33, "contiguous"),     # a tile of 12 rows and one of 1
+    (24, 300, 70, "contiguous"),    # the most rows with W in place; 300 deep
+    (25, 40, 70, "readonly"),       # the fewest rows with W packed
     (12, 256, 32, "contiguous"),    # exactly one tile, one panel, one piece of the reduction
     (25, 257, 48, "strided"),       # 257 deep: a piece of 256 and one of 1
     (100, 784, 50, "contiguous"),   # the book's first layer: 50 = 32 + 18 columns

@@ -112,6 +112,63 @@ def test_relu_maxpool_is_the_composition(backend, case, dtype, strided):
     _close(dx, numpy_ref.relu_maxpool2d_backward(dy, ref_state), dtype)
 
 
+# (N, C, H, W, FN, k, stride, pad, ph, pw, pool stride, pool pad): the books' layers at batch
+# sizes that span several of the C++ kernel's chunks (flat and tile convolutions), odd sizes,
+# overlapping and padded pools, an empty batch
+CONV_POOL_CASES = [
+    (23, 1, 28, 28, 30, 5, 1, 0, 2, 2, 2, 0),    # SimpleConvNet's first layers: flat, 5 chunks
+    (37, 16, 14, 14, 16, 3, 1, 1, 2, 2, 2, 0),   # DeepConvNet's conv2 (smaller): flat
+    (41, 32, 7, 7, 64, 3, 1, 1, 2, 2, 2, 0),     # DeepConvNet's conv6: tiles
+    (5, 3, 9, 11, 7, 3, 2, 1, 3, 3, 2, 1),       # stride 2, overlapping padded pool
+    (3, 2, 8, 9, 5, 3, 1, 1, 3, 2, 1, 0),        # pool stride 1, odd output
+    (0, 3, 6, 6, 4, 3, 1, 1, 2, 2, 2, 0),        # empty batch
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_POOL_CASES)
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_conv_relu_maxpool_is_the_composition(backend, case, dtype, need_dx):
+    """conv2d_relu_maxpool2d_* equal conv2d_* then relu_maxpool2d_* on the same backend, bit for bit."""
+    N, C, H, W, FN, k, stride, pad, ph, pw, ps, pp = case
+    x = _x((N, C, H, W), dtype, 11, strided=N % 2 == 1)
+    w = _x((FN, C, k, k), dtype, 12, False) * dtype(0.3)
+    b = _x((FN,), dtype, 13, False)
+    x0 = x.copy()
+    y, ctx = ops.conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, ph, pw, ps, pp)
+    np.testing.assert_array_equal(x, x0)
+    z, zctx = ops.conv2d_forward(x, w, b, stride, pad)
+    want_y, pctx = ops.relu_maxpool2d_forward(z, ph, pw, ps, pp)
+    assert y.dtype == dtype and y.flags.c_contiguous
+    np.testing.assert_array_equal(y, want_y)
+    dy = _x(y.shape, dtype, 14, False)
+    got = ops.conv2d_relu_maxpool2d_backward(dy, ctx, need_dx=need_dx)
+    want = ops.conv2d_backward(ops.relu_maxpool2d_backward(dy, pctx), zctx, need_dx=need_dx)
+    assert (got[0] is None) == (not need_dx)
+    for g, wnt in zip(got, want):
+        np.testing.assert_array_equal(g, wnt)
+    ref_y, ref_state = numpy_ref.conv2d_relu_maxpool2d_forward(x0, w, b, stride, pad, ph, pw, ps, pp)
+    _close(y, ref_y, dtype)
+    for g, wnt in zip(got[1:], numpy_ref.conv2d_relu_maxpool2d_backward(dy, ref_state, False)[1:]):
+        _close(g, wnt, dtype)
+
+
+def test_conv_relu_maxpool_validates(backend):
+    x = np.zeros((2, 2, 6, 6))
+    with pytest.raises(ValueError, match="input channels"):
+        ops.conv2d_relu_maxpool2d_forward(x, np.zeros((3, 4, 3, 3)))
+    with pytest.raises(ValueError, match="pool window .* is larger than the padded input"):
+        ops.conv2d_relu_maxpool2d_forward(x, np.zeros((3, 2, 3, 3)), None, 1, 0, 5, 5)
+    with pytest.raises(ValueError, match="pad must be at most half the pool window"):
+        ops.conv2d_relu_maxpool2d_forward(x, np.zeros((3, 2, 3, 3)), None, 1, 1, 2, 2, 2, 2)
+    y, ctx = ops.conv2d_relu_maxpool2d_forward(x, np.zeros((3, 2, 3, 3)), None, 1, 1)
+    assert y.shape == (2, 3, 3, 3)
+    with pytest.raises(ValueError, match=r"forward output's shape \(2, 3, 3, 3\)"):
+        ops.conv2d_relu_maxpool2d_backward(np.zeros((2, 3, 6, 6)), ctx)
+    with pytest.raises(TypeError, match="ConvPoolContext"):
+        ops.conv2d_relu_maxpool2d_backward(y, ops.conv2d_forward(x, np.zeros((3, 2, 3, 3)))[1])
+
+
 def test_fused_nan_propagates_like_the_composition(backend):
     x = np.array([[[[np.nan, -1.0], [-2.0, -3.0]], [[-1.0, -2.0], [-3.0, -4.0]]]])
     y, ctx = ops.relu_maxpool2d_forward(x, 2, 2, 2)
@@ -157,4 +214,6 @@ def test_fast_backends_run_the_fused_kernels_natively():
             ops.conv2d_bias_relu_backward(y, ctx)
             p, pctx = ops.relu_maxpool2d_forward(y, 2, 2)
             ops.relu_maxpool2d_backward(p, pctx)
+            p, cpctx = ops.conv2d_relu_maxpool2d_forward(x, w, None, 1, 1, 2, 2)
+            ops.conv2d_relu_maxpool2d_backward(p, cpctx)
         assert fastdl.backend.fallback_counts() == before, name
