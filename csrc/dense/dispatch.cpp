@@ -44,6 +44,35 @@ void bias_only(const float* bias, float* c, int64_t ldc, int64_t M, int64_t N, i
     }
 }
 
+struct Split {
+  int64_t tiles, panels;  // row tiles and panels per work item
+};
+
+// The work items' shape.  Each item packs its panels of B once per tile group and reads its
+// rows of A once per panel group, so the traffic is (tile groups) x K x N + (panel groups) x
+// M x K: the cheapest split into enough items for nt threads (3 per thread, for balance),
+// with at most kMaxTiles tiles an item (their rows of A stay in L2 across its panels).
+// Example: dx = dout W^T of SimpleConvNet's affine layer (M 100, N 4320) splits the panels
+// alone; an even split of both re-packed W (1.7 MB) once per tile group.
+Split split(int64_t ntile, int64_t npanel, int64_t M, int64_t N, int nt) {
+  const int64_t want = nt > 1 ? 3 * int64_t{nt} : 1;
+  Split best{std::min(ntile, kMaxTiles), npanel};
+  double best_cost = -1;
+  for (int64_t ntg = ceil_div(ntile, kMaxTiles); ntg <= ntile; ++ntg) {
+    const int64_t tg = ceil_div(ntile, ntg), real_ntg = ceil_div(ntile, tg);
+    const int64_t pg = ceil_div(npanel, std::min(npanel, ceil_div(want, real_ntg)));
+    const int64_t real_npg = ceil_div(npanel, pg);
+    if (real_ntg * real_npg < std::min<int64_t>(nt, ntile * npanel)) continue;
+    const double cost = static_cast<double>(real_ntg) * N + static_cast<double>(real_npg) * M;
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best = {tg, pg};
+    }
+    if (real_ntg * real_npg >= want && real_npg == 1) break;  // more tile groups only cost more
+  }
+  return best;
+}
+
 }  // namespace
 
 bool available() { return cpu_level() == CpuLevel::AVX512; }
@@ -69,11 +98,9 @@ void gemm_f32(const float* a, int64_t sam, int64_t sak, const float* b, int64_t 
   // tiles over it, so the item's rows of A for this piece stay in L2 across its panels.
   const int64_t npanel = ceil_div(N, kNR), ntile = ceil_div(M, kMR);
   const int nt = M * N * K >= kThreadGrain ? num_threads() : 1;
-  const int64_t want = nt > 1 ? 3 * int64_t{nt} : 1;  // items: enough for dynamic balance
-  const int64_t tg = std::min<int64_t>(kMaxTiles, ceil_div(ntile, want));
-  const int64_t ntg = ceil_div(ntile, tg);
-  const int64_t pg = ntg >= want ? npanel : ceil_div(npanel, std::min(npanel, ceil_div(want, ntg)));
-  const int64_t npg = ceil_div(npanel, pg), nitem = ntg * npg;
+  const Split sp = split(ntile, npanel, M, N, nt);
+  const int64_t tg = sp.tiles, pg = sp.panels;
+  const int64_t npg = ceil_div(npanel, pg), nitem = ceil_div(ntile, tg) * npg;
   const int threads = static_cast<int>(std::min<int64_t>(nt, nitem));
   auto scratch = panels(threads);
   for_items(nitem, threads, true, [&](int64_t item, int t) {
