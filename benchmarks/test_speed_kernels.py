@@ -1,4 +1,4 @@
-"""Kernels on the book's shapes: conv forward/backward, max pool, softmax CE, im2col/col2im, Adam."""
+"""Kernels on the book's shapes: conv forward/backward, max pool, softmax CE, im2col/col2im, affine, Adam."""
 from __future__ import annotations
 
 import pytest

@@ -11,7 +11,7 @@ from .. import ops
 from . import roofline
 
 __all__ = ["Case", "CASES", "QUICK_CASES", "BATCH", "CONV_LAYERS", "POOL_LAYERS", "SOFTMAX_SHAPES",
-           "IM2COL_LAYERS", "ADAM_PARAMS", "TRAIN_NETS", "PRETRAINED", "PREDICT_BATCHES", "build_net",
+           "IM2COL_LAYERS", "AFFINE_LAYERS", "ADAM_PARAMS", "TRAIN_NETS", "PRETRAINED", "PREDICT_BATCHES", "build_net",
            "net_input_shape", "predict_case"]
 
 #: (name, x shape, filters, kernel, pad, need_dx): every conv layer of the book's two CNNs.
@@ -33,6 +33,12 @@ POOL_LAYERS = (
 )
 SOFTMAX_SHAPES = ((100, 10), (4096, 1000))
 IM2COL_LAYERS = ("simple.conv1", "deep.conv2", "deep.conv4")
+#: (name, x shape, outputs): the largest affine layer of SimpleConvNet (batch 100) and the first of
+#: the book's sample_weight network at predict batch 1000.
+AFFINE_LAYERS = (
+    ("simple.affine1", (100, 4320), 100),
+    ("sample_weight.affine1", (1000, 784), 50),
+)
 #: Adam cases: the largest parameter of each network (SimpleConvNet's first affine weight).
 ADAM_PARAMS = {"simple.affine1": (4320, 100), "deep.affine1": (1024, 50)}
 BATCH = 100
@@ -82,7 +88,8 @@ def predict_case(layer: str) -> tuple[str, int]:
 class Case:
     """One benchmark case: a kernel (or a training step) on one of the book's shapes."""
 
-    kind: str    # conv_fwd, conv_bwd, pool_fwd, pool_bwd, softmax_ce, im2col, col2im, adam, train_step, predict
+    kind: str    # conv_fwd, conv_bwd, pool_fwd, pool_bwd, softmax_ce, im2col, col2im, affine_fwd, affine_bwd,
+    #              adam, train_step, predict
     layer: str   # e.g. "deep.conv2", "simple.pool1", "4096x1000", "simple.affine1", "deep_convnet",
     #              "deep_convnet@1000" (predict: network @ batch)
 
@@ -104,6 +111,9 @@ class Case:
             return f"x{_fmt_shape(_pool(self.layer))} 2x2/2"
         if self.kind == "softmax_ce":
             return f"logits{_fmt_shape(_softmax(self.layer))}"
+        if self.kind in ("affine_fwd", "affine_bwd"):
+            xs, m = _affine(self.layer)
+            return f"x{_fmt_shape(xs)} W{_fmt_shape((xs[1], m))}" + (" with dx" if self.kind == "affine_bwd" else "")
         if self.kind == "adam":
             return f"W{_fmt_shape(ADAM_PARAMS[self.layer])} in place"
         if self.kind == "predict":
@@ -139,6 +149,12 @@ def _cost(case: Case, dtype: str) -> tuple[int, int]:
     if kind == "softmax_ce":
         n, k = _softmax(case.layer)
         return 0, 2 * n * k * it + n * 8
+    if kind in ("affine_fwd", "affine_bwd"):  # x, W, b, y; backward: dy, x, W in, dx, dW, db out
+        (n, d), m = _affine(case.layer)
+        f = 2 * n * d * m
+        if kind == "affine_fwd":
+            return f, (n * d + d * m + m + n * m) * it
+        return 2 * f, (n * m + n * d + d * m + n * d + d * m + m) * it
     if kind == "adam":
         return 0, 7 * _size(ADAM_PARAMS[case.layer]) * it
     if kind == "train_step":
@@ -172,6 +188,13 @@ def _pool(layer: str) -> tuple[int, int, int, int]:
     return dict(POOL_LAYERS)[layer]
 
 
+def _affine(layer: str) -> tuple[tuple[int, int], int]:
+    for name, xs, m in AFFINE_LAYERS:
+        if name == layer:
+            return xs, m
+    raise KeyError(layer)
+
+
 def _softmax(layer: str) -> tuple[int, int]:
     n, k = layer.split("x")
     return int(n), int(k)
@@ -185,6 +208,7 @@ def _all_cases() -> tuple[Case, ...]:
     cases += [Case("softmax_ce", f"{n}x{k}") for n, k in SOFTMAX_SHAPES]
     cases += [Case("im2col", c) for c in IM2COL_LAYERS]
     cases += [Case("col2im", c) for c in IM2COL_LAYERS]
+    cases += [Case(kind, a[0]) for kind in ("affine_fwd", "affine_bwd") for a in AFFINE_LAYERS]
     cases += [Case("adam", a) for a in ADAM_PARAMS]
     cases += [Case("train_step", net) for net in TRAIN_NETS]
     cases += [Case("predict", f"{net}@{b}") for net in PRETRAINED for b in PREDICT_BATCHES]

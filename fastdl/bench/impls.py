@@ -9,8 +9,8 @@ import numpy as np
 
 from .. import backend as _backend
 from .. import ops
-from .cases import (ADAM_PARAMS, BATCH, PRETRAINED, TRAIN_NETS, Case, _conv, _pool, _softmax, build_net,
-                    net_input_shape, predict_case)
+from .cases import (ADAM_PARAMS, BATCH, PRETRAINED, TRAIN_NETS, Case, _affine, _conv, _pool, _softmax,
+                    build_net, net_input_shape, predict_case)
 from .schema import TORCH
 from .torch_nets import torch_net, torch_optimizer
 
@@ -64,6 +64,11 @@ def _inputs(case: Case, dtype: np.dtype) -> dict[str, Any]:
         n, k = _softmax(case.layer)
         return {"logits": (rng.standard_normal((n, k)) * 3).astype(dtype),
                 "t": rng.integers(0, k, n).astype(np.int64)}
+    if case.kind in ("affine_fwd", "affine_bwd"):
+        (n, dim), m = _affine(case.layer)
+        return {"x": rng.standard_normal((n, dim)).astype(dtype),
+                "W": (rng.standard_normal((dim, m)) / np.sqrt(dim)).astype(dtype),
+                "b": rng.standard_normal(m).astype(dtype), "dy": rng.standard_normal((n, m)).astype(dtype)}
     if case.kind == "adam":
         shape = ADAM_PARAMS[case.layer]
         return {"p": rng.standard_normal(shape).astype(dtype), "g": rng.standard_normal(shape).astype(dtype),
@@ -104,6 +109,12 @@ def _fastdl_callable(case: Case, dtype: np.dtype) -> Callable[[], Any]:
     if kind == "softmax_ce":
         logits, t = d["logits"], d["t"]
         return lambda: ops.softmax_cross_entropy(logits, t)
+    if kind == "affine_fwd":  # the Affine layer's forward (x @ W + b)
+        x, W, b = d["x"], d["W"], d["b"]
+        return lambda: ops.affine_forward(x, W, b)
+    if kind == "affine_bwd":
+        x, W, dy = d["x"], d["W"], d["dy"]
+        return lambda: ops.affine_backward(dy, x, W)
     if kind == "adam":  # the same step size every call: each call is one Adam update of p
         p, g, m, v = d["p"], d["g"], d["m"], d["v"]
         return lambda: ops.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7)
@@ -195,6 +206,12 @@ def _torch_callable(case: Case, dtype: np.dtype) -> Callable[[], Any]:
             return loss.item(), g
 
         return ce
+    if kind == "affine_fwd":  # F.linear takes the weight as (out, in): W.T, made contiguous once
+        x, Wt, b = T["x"], T["W"].t().contiguous(), T["b"]
+        return lambda: F.linear(x, Wt, b)
+    if kind == "affine_bwd":  # autograd's products for linear: dx = dy W^T, dW = x^T dy, db
+        x, W, dy = T["x"], T["W"], T["dy"]
+        return lambda: (dy @ W.t(), x.t() @ dy, dy.sum(0))
     if kind == "adam":  # torch.optim.Adam's default (foreach) update of one CPU parameter
         p = torch.nn.Parameter(T["p"].clone())
         p.grad = T["g"].clone()
