@@ -32,7 +32,12 @@ FORK_PROBE = """
             dx, dw, db = ops.conv2d_backward(y, ctx)
             p, am = ops.maxpool2d_forward(x, 2, 2)
             loss, d = ops.softmax_cross_entropy(x.reshape(-1, 64), np.arange(x.size // 64) % 64)
-        return [y, dx, dw, db, p, am, d, np.array(loss)]
+            x32, w32 = x.astype(np.float32), w.astype(np.float32)  # the C++ GEMM is float32
+            h = ops.affine_forward(x32.reshape(64, -1), np.ones((4096, 40), np.float32) / 64, np.zeros(40, np.float32))
+            gx, gw, gb = ops.affine_backward(h, x32.reshape(64, -1), np.ones((4096, 40), np.float32))
+            cp, cctx = ops.conv2d_relu_maxpool2d_forward(x32, w32, None, 1, 1, 2, 2)
+            cdx, cdw, cdb = ops.conv2d_relu_maxpool2d_backward(cp, cctx)
+        return [y, dx, dw, db, p, am, d, np.array(loss), h, gx, gw, gb, cp, cdx, cdw, cdb]
 
     def child(q):
         q.put(run())
