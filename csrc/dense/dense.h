@@ -18,6 +18,7 @@ constexpr int kMR = 12;      // rows of C per tile
 constexpr int kNR = 32;      // columns of C per panel (two AVX-512 vectors)
 constexpr int64_t kKC = 256;  // rows of B per packed panel (32 KiB)
 constexpr int64_t kDirectRows = 2 * kMR;  // up to this many rows, B is read in place (not packed)
+constexpr int kSweepRows = 3, kSweepVectors = 8;  // see sweep_f32_avx512
 
 // Whether this CPU runs the SIMD kernel (AVX-512); if not, callers use BLAS.
 bool available();
@@ -44,6 +45,12 @@ void tile_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* p, i
 // product.
 void tile_direct_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, int64_t K,
                             float* c, int64_t ldc, int rows, int nc, const float* bias, int act);
+
+// C (rows <= kSweepRows, N <= 16 * kSweepVectors) = act(A @ B + bias) in one pass over B's
+// rows (K of them, row stride ldb): a batch of one to three samples, where B (a weight
+// matrix, 1.7 MB for SimpleConvNet's first affine layer) is read once, a row at a time.
+void sweep_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, int64_t K, float* c,
+                      int64_t ldc, int rows, int N, const float* bias, int act);
 
 }  // namespace dense
 }  // namespace fastdl

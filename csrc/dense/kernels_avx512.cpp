@@ -40,48 +40,64 @@ void tile(const float* a, int64_t sam, int64_t sak, const float* p, int64_t ldp,
     if (!Direct) return _mm512_load_ps(p + k * kNR + 16 * v);
     return v == NV - 1 ? _mm512_maskz_loadu_ps(mask, p + k * ldp + 16 * v) : _mm512_loadu_ps(p + k * ldp + 16 * v);
   };
-  __m512 acc[MR][NV];
+  // U accumulator sets over interleaved steps of k: at least 8 independent FMA chains (two
+  // FMAs a cycle, four cycles each), which a small tile (one row of a matrix-vector product)
+  // would not have.  Summed in a fixed order at the end.
+  constexpr int U = MR * NV >= 8 ? 1 : MR * NV >= 4 ? 2 : 4;
+  __m512 acc[U][MR][NV];
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = first ? _mm512_setzero_ps()
-                        : v == NV - 1 ? _mm512_maskz_loadu_ps(mask, c + r * ldc + 16 * v)
-                                      : _mm512_loadu_ps(c + r * ldc + 16 * v);
-  if (sak == 1) {  // A row-major: the common case, unit steps along k
-    for (int64_t k = 0; k < kc; ++k) {
+    for (int v = 0; v < NV; ++v) {
+      acc[0][r][v] = first ? _mm512_setzero_ps()
+                           : v == NV - 1 ? _mm512_maskz_loadu_ps(mask, c + r * ldc + 16 * v)
+                                         : _mm512_loadu_ps(c + r * ldc + 16 * v);
+      for (int u = 1; u < U; ++u) acc[u][r][v] = _mm512_setzero_ps();
+    }
+  const int64_t kfull = kc / U * U;
+  const auto step = [&](int64_t k, int u) {
+    __m512 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load_b(k, v);
+    const float* ak = a + k * sak;
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(ak[r * sam]);
+      for (int v = 0; v < NV; ++v) acc[u][r][v] = _mm512_fmadd_ps(av, bv[v], acc[u][r][v]);
+    }
+  };
+  if (sak == 1) {  // A row-major: the common case, unit steps along k (sak a constant here)
+    const auto step1 = [&](int64_t k, int u) {
       __m512 bv[NV];
       for (int v = 0; v < NV; ++v) bv[v] = load_b(k, v);
       for (int r = 0; r < MR; ++r) {
         const __m512 av = _mm512_set1_ps(a[r * sam + k]);
-        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+        for (int v = 0; v < NV; ++v) acc[u][r][v] = _mm512_fmadd_ps(av, bv[v], acc[u][r][v]);
       }
-    }
+    };
+    for (int64_t k = 0; k < kfull; k += U)
+      for (int u = 0; u < U; ++u) step1(k + u, u);
+    for (int64_t k = kfull; k < kc; ++k) step1(k, 0);
   } else {
-    for (int64_t k = 0; k < kc; ++k) {
-      __m512 bv[NV];
-      for (int v = 0; v < NV; ++v) bv[v] = load_b(k, v);
-      const float* ak = a + k * sak;
-      for (int r = 0; r < MR; ++r) {
-        const __m512 av = _mm512_set1_ps(ak[r * sam]);
-        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
-      }
-    }
+    for (int64_t k = 0; k < kfull; k += U)
+      for (int u = 0; u < U; ++u) step(k + u, u);
+    for (int64_t k = kfull; k < kc; ++k) step(k, 0);
   }
+  for (int u = 1; u < U; ++u)
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm512_add_ps(acc[0][r][v], acc[u][r][v]);
   if (last) {
     __m512 bb[NV];
     for (int v = 0; v < NV; ++v)
       bb[v] = bias ? _mm512_maskz_loadu_ps(v == NV - 1 ? mask : lanes(16), bias + 16 * v) : _mm512_setzero_ps();
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) {
-        if (bias) acc[r][v] = _mm512_add_ps(acc[r][v], bb[v]);
-        acc[r][v] = activate(acc[r][v], act);
+        if (bias) acc[0][r][v] = _mm512_add_ps(acc[0][r][v], bb[v]);
+        acc[0][r][v] = activate(acc[0][r][v], act);
       }
   }
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) {
       if (v == NV - 1)
-        _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask, acc[r][v]);
+        _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask, acc[0][r][v]);
       else
-        _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
+        _mm512_storeu_ps(c + r * ldc + 16 * v, acc[0][r][v]);
     }
 }
 
@@ -134,6 +150,54 @@ void pack_b_f32_avx512(const float* b, int64_t ldb, bool b_trans, int64_t k0, in
 void tile_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* p, int64_t kc, float* c,
                      int64_t ldc, int rows, int nc, bool first, bool last, const float* bias, int act) {
   run_tile<false>(a, sam, sak, p, kNR, kc, c, ldc, rows, nc, first, last, bias, act);
+}
+
+namespace {
+
+// C[0..MR) x [0..N) in one sweep over B's rows, all NV vectors of a row at once: the
+// matrix-vector products of a batch of one to three samples (W read once, row after row).
+template <int MR, int NV>
+void sweep(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, int64_t K, float* c,
+           int64_t ldc, int N, const float* bias, int act) {
+  const __mmask16 mask = lanes(N - 16 * (NV - 1));
+  __m512 acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const float* row = b + k * ldb;
+    __m512 bv[NV];
+    for (int v = 0; v < NV; ++v)
+      bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(mask, row + 16 * v) : _mm512_loadu_ps(row + 16 * v);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * sam + k * sak]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  for (int v = 0; v < NV; ++v) {
+    const __mmask16 m = v == NV - 1 ? mask : lanes(16);
+    const __m512 bb = bias ? _mm512_maskz_loadu_ps(m, bias + 16 * v) : _mm512_setzero_ps();
+    for (int r = 0; r < MR; ++r)
+      _mm512_mask_storeu_ps(c + r * ldc + 16 * v, m, activate(_mm512_add_ps(acc[r][v], bb), act));
+  }
+}
+
+using SweepFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t, int,
+                         const float*, int);
+
+template <int MR>
+SweepFn sweep_for(int nv) {
+  static const SweepFn f[kSweepVectors] = {&sweep<MR, 1>, &sweep<MR, 2>, &sweep<MR, 3>, &sweep<MR, 4>,
+                                           &sweep<MR, 5>, &sweep<MR, 6>, &sweep<MR, 7>, &sweep<MR, 8>};
+  return f[nv - 1];
+}
+
+}  // namespace
+
+void sweep_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, int64_t K, float* c,
+                      int64_t ldc, int rows, int N, const float* bias, int act) {
+  const int nv = (N + 15) / 16;
+  SweepFn f = rows == 1 ? sweep_for<1>(nv) : rows == 2 ? sweep_for<2>(nv) : sweep_for<3>(nv);
+  f(a, sam, sak, b, ldb, K, c, ldc, N, bias, act);
 }
 
 void tile_direct_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, int64_t K,

@@ -19,8 +19,11 @@ from test_kernels import DTYPES, _close, _layout, _reference, _run
 
 # (N, D, M, layout)
 AFFINE_CASES = [
-    (1, 1, 1, "contiguous"),        # one sample: W read in place on cpp (up to 24 rows)
+    (1, 1, 1, "contiguous"),        # one sample: one sweep over W's rows on cpp (up to 3 rows, 128 columns)
+    (1, 4320, 100, "readonly"),     # SimpleConvNet's affine layer at predict batch 1
+    (2, 300, 128, "contiguous"),    # the widest sweep
     (3, 5, 7, "strided"),
+    (3, 40, 129, "contiguous"),     # too wide to sweep: W read in place (up to 24 rows)
     (4, 17, 33, "readonly"),        # 33 columns: a panel and one column
     (13, 17, 33, "contiguous"),     # a tile of 12 rows and one of 1
     (24, 300, 70, "contiguous"),    # the most rows with W in place; 300 deep
