@@ -208,6 +208,24 @@ py::tuple conv2d_forward(const carray<T>& x, const carray<T>& w, const carray<T>
   return py::make_tuple(std::move(y), py::make_tuple(x, w, stride, pad));
 }
 
+// The results of a convolution's backward: dW (FN, C, kh, kw), db (FN,) and, with need_dx,
+// dx (N, C, H, W) from the block cache.
+template <class T>
+struct ConvGrads {
+  carray<T> dw, db;
+  py::object dx = py::none();
+  T* dxp = nullptr;
+
+  ConvGrads(const fastdl::conv::Geometry& g, bool need_dx) : dw({g.FN, g.C, g.kh, g.kw}), db({g.FN}) {
+    if (need_dx) {
+      auto d = fastdl::new_array<T>({g.N, g.C, g.H, g.W});
+      dxp = d.mutable_data();
+      dx = std::move(d);
+    }
+  }
+  py::tuple result() { return py::make_tuple(dx, std::move(dw), std::move(db)); }
+};
+
 // Convolution -> ReLU -> max pool with the convolution's output kept in cache (conv_pool.cpp):
 // (y (N, FN, POH, POW), state (x, W, stride, pad, argmax, ph, pw, pool stride, pool pad)).
 template <class T>
@@ -245,25 +263,18 @@ py::tuple conv2d_relu_maxpool2d_backward(const carray<T>& dy, const py::tuple& s
   p.OW = out_size(g.OW, p.pw, p.stride, p.pad);
   if (dy.size() != g.N * g.FN * p.OH * p.OW || am.size() != dy.size())
     throw py::value_error("conv2d_relu_maxpool2d_backward: dy and the state's argmax differ in size");
-  carray<T> dw({g.FN, g.C, g.kh, g.kw});
-  carray<T> db({g.FN});
-  py::object dx = py::none();
-  T* dxp = nullptr;
-  if (need_dx) {
-    auto d = fastdl::new_array<T>({g.N, g.C, g.H, g.W});
-    dxp = d.mutable_data();
-    dx = std::move(d);
-  }
+  ConvGrads<T> out(g, need_dx);
+  T* dxp = out.dxp;
   const T *xp = x.data(), *wp = w.data(), *dyp = dy.data();
   const int64_t* ap = am.data();
-  T *dwp = dw.mutable_data(), *dbp = db.mutable_data();
+  T *dwp = out.dw.mutable_data(), *dbp = out.db.mutable_data();
   bool ok;
   {
     py::gil_scoped_release nogil;
     ok = fastdl::conv::conv_relu_pool_backward<T>(g, p, xp, wp, dyp, ap, dxp, dwp, dbp);
   }
   if (!ok) throw py::value_error("conv2d_relu_maxpool2d_backward: an argmax entry lies outside its window's plane");
-  return py::make_tuple(dx, std::move(dw), std::move(db));
+  return out.result();
 }
 
 // Inference: y alone (relu: relu(conv2d + b)), no state.
@@ -291,17 +302,10 @@ py::tuple conv2d_backward(const carray<T>& dy, const py::tuple& state, bool need
   const int64_t stride = state[2].cast<int64_t>(), pad = state[3].cast<int64_t>();
   fastdl::conv::Geometry g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
              stride, pad, dy.shape(2), dy.shape(3)};
-  carray<T> dw({g.FN, g.C, g.kh, g.kw});
-  carray<T> db({g.FN});
-  py::object dx = py::none();
-  T* dxp = nullptr;
-  if (need_dx) {
-    auto d = fastdl::new_array<T>({g.N, g.C, g.H, g.W});
-    dxp = d.mutable_data();
-    dx = std::move(d);
-  }
+  ConvGrads<T> out(g, need_dx);
+  T* dxp = out.dxp;
   const T *xp = x.data(), *wp = w.data(), *dyp = dy.data();
-  T *dwp = dw.mutable_data(), *dbp = db.mutable_data();
+  T *dwp = out.dw.mutable_data(), *dbp = out.db.mutable_data();
   const bool fused = state.size() == 5;
   carray<T> y, dz;
   const T* yp = nullptr;
@@ -323,7 +327,7 @@ py::tuple conv2d_backward(const carray<T>& dy, const py::tuple& state, bool need
     if (dxp) fastdl::conv::backward_data<T>(g, dyp, wp, dxp);
     fastdl::conv::backward_weights<T>(g, xp, dyp, dwp, dbp);
   }
-  return py::make_tuple(dx, std::move(dw), std::move(db));
+  return out.result();
 }
 
 // p, m and v are updated in place: they must be C-contiguous, writeable arrays of dtype T

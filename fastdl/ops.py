@@ -131,39 +131,35 @@ class _ByBackendName:
 
 
 @dataclass(frozen=True)
-class ConvContext(_ByBackendName):
-    """What :func:`conv2d_backward` needs: the backend that ran forward and its private state."""
+class _Context(_ByBackendName):
+    """What a backward needs from its forward: the backend that ran it, that backend's private
+    state, and the shapes and dtype the backward checks its arguments against."""
 
     backend: ModuleType
     state: Any
     x_shape: tuple
-    w_shape: tuple
     y_shape: tuple
     dtype: np.dtype
+
+
+@dataclass(frozen=True)
+class ConvContext(_Context):
+    """What :func:`conv2d_backward` needs: the backend that ran forward and its private state."""
+
+    w_shape: tuple = ()
     fused: bool = False  # from conv2d_bias_relu_forward
 
 
 @dataclass(frozen=True)
-class PoolContext(_ByBackendName):
+class PoolContext(_Context):
     """What :func:`relu_maxpool2d_backward` needs: the backend that ran forward and its state."""
-
-    backend: ModuleType
-    state: Any
-    x_shape: tuple
-    y_shape: tuple
-    dtype: np.dtype
 
 
 @dataclass(frozen=True)
-class ConvPoolContext(_ByBackendName):
+class ConvPoolContext(_Context):
     """What :func:`conv2d_relu_maxpool2d_backward` needs: the forward's backend and its state."""
 
-    backend: ModuleType
-    state: Any
-    x_shape: tuple
-    w_shape: tuple
-    y_shape: tuple
-    dtype: np.dtype
+    w_shape: tuple = ()
 
 
 # --------------------------------------------------------------------------- kernels
@@ -223,7 +219,7 @@ def conv2d_forward(x, W, b=None, stride: int = 1, pad: int = 0) -> tuple[np.ndar
     """
     x, W, b, stride, pad = _conv_args(x, W, b, stride, pad)
     mod, y, state = _with_context("conv2d_forward", x, W, b, stride, pad)
-    return y, ConvContext(mod, state, x.shape, W.shape, y.shape, x.dtype)
+    return y, ConvContext(mod, state, x.shape, y.shape, x.dtype, W.shape)
 
 
 def _check_grad(dy, ctx, cls: type, forward: str) -> np.ndarray:
@@ -259,7 +255,7 @@ def conv2d_bias_relu_forward(x, W, b=None, stride: int = 1, pad: int = 0) -> tup
     """
     x, W, b, stride, pad = _conv_args(x, W, b, stride, pad)
     mod, y, state = _with_context("conv2d_bias_relu_forward", x, W, b, stride, pad)
-    return y, ConvContext(mod, state, x.shape, W.shape, y.shape, x.dtype, fused=True)
+    return y, ConvContext(mod, state, x.shape, y.shape, x.dtype, W.shape, fused=True)
 
 
 def conv2d_bias_relu_backward(dy, ctx: ConvContext, need_dx: bool = True):
@@ -360,7 +356,7 @@ def conv2d_relu_maxpool2d_forward(x, W, b=None, stride: int = 1, pad: int = 0, p
     ph, pw, pool_stride, pool_pad, _, _ = _pool_window(z_shape, ph, pw, pool_stride, pool_pad)
     mod, y, state = _with_context("conv2d_relu_maxpool2d_forward", x, W, b, stride, pad, ph, pw, pool_stride,
                                   pool_pad)
-    return y, ConvPoolContext(mod, state, x.shape, W.shape, y.shape, x.dtype)
+    return y, ConvPoolContext(mod, state, x.shape, y.shape, x.dtype, W.shape)
 
 
 def conv2d_relu_maxpool2d_backward(dy, ctx: ConvPoolContext, need_dx: bool = True):
