@@ -20,7 +20,7 @@ struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
 };
 
-// `n` floats per thread, 64-byte aligned (the packed panels are read with aligned loads).
+// A packed panel of B (kKC x kNR floats) per thread, 64-byte aligned (read with aligned loads).
 std::unique_ptr<float, FreeDeleter> panels(int nt) {
   void* p = std::aligned_alloc(64, sizeof(float) * kKC * kNR * static_cast<size_t>(nt));
   if (!p) throw std::bad_alloc();
