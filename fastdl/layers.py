@@ -51,13 +51,13 @@ def _input(layer: str, x: Any, name: str = "x") -> np.ndarray:
     return a
 
 
+_KERNEL_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _one_float_dtype(*arrays: Any) -> bool:
     """Whether all are arrays of one dtype, float32 or float64 (what the backends' kernels take)."""
     dt = getattr(arrays[0], "dtype", None)
     return dt in _KERNEL_FLOATS and all(getattr(a, "dtype", None) == dt for a in arrays[1:])
-
-
-_KERNEL_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _dout(layer: str, dout: Any, shape: Optional[tuple], what: str = "forward") -> np.ndarray:

@@ -52,33 +52,27 @@ void tile(const float* a, int64_t sam, int64_t sak, const float* p, int64_t ldp,
                                          : _mm512_loadu_ps(c + r * ldc + 16 * v);
       for (int u = 1; u < U; ++u) acc[u][r][v] = _mm512_setzero_ps();
     }
-  const int64_t kfull = kc / U * U;
-  const auto step = [&](int64_t k, int u) {
-    __m512 bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = load_b(k, v);
-    const float* ak = a + k * sak;
-    for (int r = 0; r < MR; ++r) {
-      const __m512 av = _mm512_set1_ps(ak[r * sam]);
-      for (int v = 0; v < NV; ++v) acc[u][r][v] = _mm512_fmadd_ps(av, bv[v], acc[u][r][v]);
-    }
-  };
-  if (sak == 1) {  // A row-major: the common case, unit steps along k (sak a constant here)
-    const auto step1 = [&](int64_t k, int u) {
+  // All of k with A's step along k `sk`: called with a literal 1 for row-major A (the common
+  // case), so that the broadcasts' addresses are a + r * sam + k there.
+  const auto run = [&](int64_t sk) __attribute__((always_inline)) {
+    const auto step = [&](int64_t k, int u) __attribute__((always_inline)) {
       __m512 bv[NV];
       for (int v = 0; v < NV; ++v) bv[v] = load_b(k, v);
+      const float* ak = a + k * sk;
       for (int r = 0; r < MR; ++r) {
-        const __m512 av = _mm512_set1_ps(a[r * sam + k]);
+        const __m512 av = _mm512_set1_ps(ak[r * sam]);
         for (int v = 0; v < NV; ++v) acc[u][r][v] = _mm512_fmadd_ps(av, bv[v], acc[u][r][v]);
       }
     };
-    for (int64_t k = 0; k < kfull; k += U)
-      for (int u = 0; u < U; ++u) step1(k + u, u);
-    for (int64_t k = kfull; k < kc; ++k) step1(k, 0);
-  } else {
+    const int64_t kfull = kc / U * U;
     for (int64_t k = 0; k < kfull; k += U)
       for (int u = 0; u < U; ++u) step(k + u, u);
     for (int64_t k = kfull; k < kc; ++k) step(k, 0);
-  }
+  };
+  if (sak == 1)
+    run(1);
+  else
+    run(sak);
   for (int u = 1; u < U; ++u)
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) acc[0][r][v] = _mm512_add_ps(acc[0][r][v], acc[u][r][v]);

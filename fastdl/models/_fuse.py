@@ -109,6 +109,12 @@ class ConvReluPool:
         return dx
 
 
+def _inference_only() -> None:
+    """The backward of an inference step: there is none."""
+    raise RuntimeError("this forward pass ran for inference (train_flg=False): it kept nothing "
+                       "for a backward pass; run loss(x, t, train_flg=True) first")
+
+
 class Infer:
     """An inference step: ``conv`` (``relu``: conv + bias + ReLU) and/or a max-pool, forward only."""
 
@@ -126,8 +132,7 @@ class Infer:
         return x
 
     def backward(self, dout: np.ndarray) -> None:
-        raise RuntimeError("this forward pass ran for inference (train_flg=False): it kept nothing "
-                           "for a backward pass; run loss(x, t, train_flg=True) first")
+        _inference_only()
 
 
 class AffineInfer:
@@ -152,7 +157,7 @@ class AffineInfer:
         return Relu().forward(y) if self.act == "relu" else Sigmoid().forward(y)
 
     def backward(self, dout: np.ndarray) -> None:
-        Infer.backward(self, dout)  # type: ignore[arg-type]
+        _inference_only()
 
 
 def _infer_step(a: Any, b: Any, c: Any) -> tuple[Optional[Any], int]:
