@@ -294,7 +294,8 @@ carray<T> conv2d_infer(const carray<T>& x, const carray<T>& w, const carray<T>& 
   return y;
 }
 
-// A state of five holds the fused forward's output y: dy is first masked by y > 0.
+// A state of five holds the fused forward's output y: the gradient is dy * (y > 0), which
+// the kernels apply as they read dy (no masked copy of dy is written).
 template <class T>
 py::tuple conv2d_backward(const carray<T>& dy, const py::tuple& state, bool need_dx) {
   const auto x = state[0].cast<carray<T>>();
@@ -306,26 +307,17 @@ py::tuple conv2d_backward(const carray<T>& dy, const py::tuple& state, bool need
   T* dxp = out.dxp;
   const T *xp = x.data(), *wp = w.data(), *dyp = dy.data();
   T *dwp = out.dw.mutable_data(), *dbp = out.db.mutable_data();
-  const bool fused = state.size() == 5;
-  carray<T> y, dz;
-  const T* yp = nullptr;
-  T* dzp = nullptr;
-  if (fused) {
+  carray<T> y;
+  const T* yp = nullptr;  // the gate
+  if (state.size() == 5) {
     y = state[4].cast<carray<T>>();
     if (y.size() != dy.size()) throw py::value_error("conv2d_bias_relu_backward: dy and y differ in size");
-    dz = fastdl::new_array<T>({g.N, g.FN, g.OH, g.OW});
     yp = y.data();
-    dzp = dz.mutable_data();
   }
-  const int64_t ny = dy.size();
   {
     py::gil_scoped_release nogil;
-    if (fused) {
-      fastdl::relu_backward_from_output<T>(dyp, yp, dzp, ny);
-      dyp = dzp;
-    }
-    if (dxp) fastdl::conv::backward_data<T>(g, dyp, wp, dxp);
-    fastdl::conv::backward_weights<T>(g, xp, dyp, dwp, dbp);
+    if (dxp) fastdl::conv::backward_data<T>(g, dyp, wp, dxp, yp);
+    fastdl::conv::backward_weights<T>(g, xp, dyp, dwp, dbp, yp);
   }
   return out.result();
 }

@@ -8,7 +8,7 @@ namespace conv {
 // iy = oy*s - pad + ky: a gather over dy with the taps flipped, so that stride 1 gives
 // runs of consecutive dy pixels.
 template <class T>
-void backward_data(const Geometry& g, const T* dy, const T* w, T* dx) {
+void backward_data(const Geometry& g, const T* dy, const T* w, T* dx, const T* gate) {
   if (g.N == 0 || g.C == 0) return;
   const Kernels<T>& K = kernels<T>();
   const int64_t nv = ceil_div(g.C, K.lanes), cp = nv * K.lanes, taps = g.kh * g.kw;
@@ -23,7 +23,7 @@ void backward_data(const Geometry& g, const T* dy, const T* w, T* dx) {
     std::vector<int64_t> off;
     FlatJob<T> job{dy, g.FN * g.OH * g.OW, g.FN, g.OH, g.OW, g.kh - 1 - g.pad, g.kw - 1 - g.pad,
                    g.kh, g.kw, g.H, g.W, 0, 0, 0, 0, wt.data(), nullptr, g.C, dx,
-                   g.C * g.H * g.W, nullptr, false};
+                   g.C * g.H * g.W, nullptr, false, gate};
     flat_geometry(job, off, K.lanes);
     run_flat(K, job, g.N);
     return;
@@ -55,12 +55,12 @@ void backward_data(const Geometry& g, const T* dy, const T* w, T* dx) {
   }
   TileJob<T> job{dy, g.FN * g.OH * g.OW, g.FN, g.OH * g.OW, B.data(), cp, g.C,
                  runs.a.data(), runs.b.data(), runs.len.data(), runs.start.data(), g.H * g.W,
-                 dx, g.C * g.H * g.W, nullptr, vchunk_of(K, nv), false};
+                 dx, g.C * g.H * g.W, nullptr, vchunk_of(K, nv), false, gate};
   run_tiles(K, job, g.N);
 }
 
-template void backward_data<float>(const Geometry&, const float*, const float*, float*);
-template void backward_data<double>(const Geometry&, const double*, const double*, double*);
+template void backward_data<float>(const Geometry&, const float*, const float*, float*, const float*);
+template void backward_data<double>(const Geometry&, const double*, const double*, double*, const double*);
 
 }  // namespace conv
 }  // namespace fastdl

@@ -36,13 +36,15 @@ struct Geometry {
 template <class T>
 void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool relu = false);
 
-// dx (N, C, H, W) from dy (N, FN, OH, OW) and w.
+// dx (N, C, H, W) from dy (N, FN, OH, OW) and w.  gate (dy's shape) or nullptr: the
+// gradient is dy * (gate > 0) (the backward of a ReLU whose output is gate, as
+// relu_backward_from_output), applied as the kernels copy dy, with the same values.
 template <class T>
-void backward_data(const Geometry& g, const T* dy, const T* w, T* dx);
+void backward_data(const Geometry& g, const T* dy, const T* w, T* dx, const T* gate = nullptr);
 
-// dw (FN, C, kh, kw) and db (FN,) from x and dy (both overwritten).
+// dw (FN, C, kh, kw) and db (FN,) from x and dy (both overwritten); gate as above.
 template <class T>
-void backward_weights(const Geometry& g, const T* x, const T* dy, T* dw, T* db);
+void backward_weights(const Geometry& g, const T* x, const T* dy, T* dw, T* db, const T* gate = nullptr);
 
 // The max pool after a convolution: window ph x pw, stride, pad; output OH x OW.
 struct PoolGeometry {

@@ -17,7 +17,7 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y, boo
       for (int64_t k = 0; k < g.C * taps; ++k) wt[k * g.FN + f] = w[f * g.C * taps + k];
     std::vector<int64_t> off;
     FlatJob<T> job{x, g.C * g.H * g.W, g.C, g.H, g.W, g.pad, g.pad, g.kh, g.kw, g.OH, g.OW,
-                   0, 0, 0, 0, wt.data(), nullptr, g.FN, y, g.FN * g.OH * g.OW, bias, relu};
+                   0, 0, 0, 0, wt.data(), nullptr, g.FN, y, g.FN * g.OH * g.OW, bias, relu, nullptr};
     flat_geometry(job, off, K.lanes);
     run_flat(K, job, g.N);
     return;
@@ -44,7 +44,7 @@ void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y, boo
   }
   TileJob<T> job{x, g.C * g.H * g.W, g.C, g.H * g.W, B.data(), np, g.FN,
                  runs.a.data(), runs.b.data(), runs.len.data(), runs.start.data(), g.OH * g.OW,
-                 y, g.FN * g.OH * g.OW, bias, vchunk_of(K, nv), relu};
+                 y, g.FN * g.OH * g.OW, bias, vchunk_of(K, nv), relu, nullptr};
   run_tiles(K, job, g.N);
 }
 

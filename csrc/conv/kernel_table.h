@@ -39,6 +39,7 @@ struct TileJob {
   const T* bias;          // (nout,) or nullptr
   int vchunk;             // output vectors per register tile
   bool relu;              // store max(result + bias, 0) (NaN kept), as relu_forward
+  const T* gate;          // laid out as src, or nullptr: src is read as src * (gate > 0)
 };
 
 // Weight gradient of one group: dwt[((ky*kw + kx) * C + c) * np + fn] += sum over the
@@ -51,6 +52,7 @@ struct DwJob {
   int64_t kh, kw, stride, pad;
   int64_t np;                   // FN padded to whole vectors
   int vchunk;                   // fn vectors per register tile
+  const T* gate;                // laid out as dy, or nullptr: dy is read as dy * (gate > 0)
 };
 
 // Direct stride-1 convolution with pixels in the vector lanes ("flat" layout): one sample's
@@ -74,6 +76,7 @@ struct FlatJob {
   int64_t dst_stride;
   const T* bias;           // (nout,) or nullptr
   bool relu;               // store max(result + bias, 0) (NaN kept), as relu_forward
+  const T* gate;           // laid out as src, or nullptr: src is read as src * (gate > 0)
 };
 
 // Weight gradient for stride 1 with pixels in the vector lanes: per sample,
@@ -101,6 +104,9 @@ struct FlatDwJob {
   int64_t nfull;           // whole vectors per dy plane
   int rem;                 // lanes of a last, partial vector (shifted only)
   const int64_t* off;      // per tap k = (c, ky, kx), as above
+  // Laid out as dy, or nullptr: dy is read as dy * (gate > 0) (the backward of a ReLU whose
+  // output is the gate), copied per sample into the scratch (after the input's copies).
+  const T* gate;
 };
 
 template <class T>
@@ -130,7 +136,7 @@ inline int64_t flat_scratch(const FlatJob<T>& j, int64_t lanes) {
 
 template <class T>
 inline int64_t flat_dw_scratch(const FlatDwJob<T>& j) {
-  return j.shifted ? j.kw * j.cin * j.lx : j.cin * j.lx + j.FN * j.ld;
+  return j.shifted ? j.kw * j.cin * j.lx + (j.gate ? j.FN * j.ld : 0) : j.cin * j.lx + j.FN * j.ld;
 }
 
 // Output pixels buffered per tile_group step: about 32 KiB of results, whole vectors.

@@ -28,6 +28,8 @@ struct VF {
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   // max(a, 0) gives +0 for -0 (the second operand on a tie) and 0 for NaN, put back by the move.
   static R relu(R a) { return _mm512_mask_mov_ps(_mm512_max_ps(a, zero()), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a); }
+  // a * (y > 0 ? 1 : 0), as relu_backward_from_output (NaN * 0 is NaN, -5 * 0 is -0).
+  static R gate(R a, R y) { return _mm512_mul_ps(a, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, zero(), _CMP_GT_OQ), set1(1))); }
   static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static R load_n(const T* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static void store_n(T* p, R r, int n) { _mm512_mask_storeu_ps(p, mask(n), r); }
@@ -60,6 +62,7 @@ struct VD {
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
   static R relu(R a) { return _mm512_mask_mov_pd(_mm512_max_pd(a, zero()), _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q), a); }
+  static R gate(R a, R y) { return _mm512_mul_pd(a, _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(y, zero(), _CMP_GT_OQ), set1(1))); }
   static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
   static R load_n(const T* p, int n) { return _mm512_maskz_loadu_pd(mask(n), p); }
   static void store_n(T* p, R r, int n) { _mm512_mask_storeu_pd(p, mask(n), r); }
@@ -246,9 +249,12 @@ void flat_conv_same(const FlatJob<typename VT::T>& job, int64_t n0, int64_t n1,
     // xb + c * P + f + ky * W + kx holds input (oy + ky - ph, ox + kx - pw) of pixel f = oy * W + ox.
     for (int64_t c = 0; c < job.cin; ++c) {
       T* p = xb + c * P;
-      const T* src = job.src + n * job.src_stride + c * HW;
+      const int64_t o = n * job.src_stride + c * HW;
       for (int64_t k = 0; k < lead; ++k) p[k] = T(0);
-      copy_add<VT>(src, HW, T(0), p + lead);
+      if (job.gate)
+        copy_gate<VT>(job.src + o, job.gate + o, HW, p + lead);
+      else
+        copy_add<VT>(job.src + o, HW, T(0), p + lead);
       for (int64_t k = lead + HW; k < P; ++k) p[k] = T(0);
     }
     fn(job, xb, P, masks, nb, s, job.dst + n * job.dst_stride);

@@ -120,7 +120,8 @@ void dw_group(const DwJob<typename VT::T>& job, int64_t n0, int m, typename VT::
   T* X = scratch;
   T* D = X + Q * m * C;
   pack_channel_inner<VT>(job.x + n0 * C * Q, C * Q, m, C, Q, C, X);
-  pack_channel_inner<VT>(job.dy + n0 * job.FN * P, job.FN * P, m, job.FN, P, np, D);
+  pack_channel_inner<VT>(job.dy + n0 * job.FN * P, job.FN * P, m, job.FN, P, np, D,
+                         job.gate ? job.gate + n0 * job.FN * P : nullptr);
   for (int64_t q = 0; q < P * m; ++q) {
     const T* d = D + q * np;
     for (int64_t f = 0; f < job.FN; ++f) db[f] += static_cast<double>(d[f]);

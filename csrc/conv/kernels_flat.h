@@ -70,7 +70,7 @@ void flat_conv(const FlatJob<typename VT::T>& job, int64_t n0, int64_t n1, typen
   const int64_t ld = job.nvec * W, fb = even_block(job.nout, VT::FLAT_F);
   for (int64_t n = n0; n < n1; ++n) {
     pad_planes<VT>(job.src + n * job.src_stride, job.cin, job.H, job.W, job.ph, job.pw, job.Hp, job.Wp,
-               job.lp, xp);
+                   job.lp, xp, job.gate ? job.gate + n * job.src_stride : nullptr);
     for (int64_t v0 = 0; v0 < job.nvec; v0 += VT::FLAT_V) {
       const int vc = static_cast<int>(job.nvec - v0 < VT::FLAT_V ? job.nvec - v0 : VT::FLAT_V);
       for (int64_t f0 = 0; f0 < job.nout; f0 += fb) {

@@ -120,11 +120,17 @@ void flat_dw(const FlatDwJob<typename VT::T>& job, int64_t n0, int64_t n1, typen
   for (int64_t n = n0; n < n1; ++n) {
     const T* x = job.x + n * job.cin * job.H * job.W;
     const T* dy = job.dy + n * job.FN * P;
+    const T* gate = job.gate ? job.gate + n * job.FN * P : nullptr;
     if (job.shifted) {
       shifted_copies<VT>(job, x, xs);
+      if (gate) {  // dy * (gate > 0) after the kw copies of x, planes as dy's (ld == P)
+        T* dyg = xs + job.kw * job.cin * job.lx;
+        copy_gate<VT>(dy, gate, job.FN * P, dyg);
+        dy = dyg;
+      }
     } else {
       pad_planes<VT>(x, job.cin, job.H, job.W, job.ph, job.pw, Hp, job.Wp, job.lx, xs);
-      pad_planes<VT>(dy, job.FN, job.OH, job.OW, 0, 0, job.OH, job.Wp, ld, dyf);
+      pad_planes<VT>(dy, job.FN, job.OH, job.OW, 0, 0, job.OH, job.Wp, ld, dyf, gate);
       dy = dyf;
     }
     for (int64_t f = 0; f < job.FN; ++f) {  // db += plane sums (two chains, lanes in double)

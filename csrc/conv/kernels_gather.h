@@ -70,7 +70,8 @@ template <class VT>
 void tile_group(const TileJob<typename VT::T>& job, int64_t n0, int m, typename VT::T* scratch) {
   using T = typename VT::T;
   T* A = scratch;
-  pack_sample_inner<VT>(job.src + n0 * job.src_stride, job.src_stride, m, job.cin, job.qin, A);
+  pack_sample_inner<VT>(job.src + n0 * job.src_stride, job.src_stride, m, job.cin, job.qin, A,
+                        job.gate ? job.gate + n0 * job.src_stride : nullptr);
   T* obuf = A + job.qin * job.cin * m;
   const int64_t np = job.np, chunk = tile_chunk(m, np, sizeof(T), VT::W);
   const int nv = static_cast<int>(np / VT::W);

@@ -5,11 +5,12 @@
 // Block transpose through registers: out row k (k < nc) at dst + k * ld receives column k
 // of the nr x nc block (nr, nc <= W) whose rows start at src + r * ls; only the first
 // nstore elements of each out row are written, plus bias[k] if bias is given, through the
-// ReLU if relu is set.
+// ReLU if relu is set.  With a gate (an array laid out as src: a ReLU's output), each value
+// is first multiplied by gate > 0 (VT::gate: the ReLU's backward).
 template <class VT>
 __attribute__((always_inline)) inline void transpose_block(
     const typename VT::T* src, int64_t ls, int nr, int nc, typename VT::T* dst, int64_t ld,
-    int nstore, const typename VT::T* bias, bool relu = false) {
+    int nstore, const typename VT::T* bias, bool relu = false, const typename VT::T* gate = nullptr) {
   using R = typename VT::R;
   constexpr int W = VT::W;
   R v[W];
@@ -19,6 +20,17 @@ __attribute__((always_inline)) inline void transpose_block(
   } else {
 #pragma GCC unroll 16
     for (int r = 0; r < W; ++r) v[r] = r < nr ? VT::load_n(src + r * ls, nc) : VT::zero();
+  }
+  if (gate) {
+    if (nc == W) {
+#pragma GCC unroll 16
+      for (int r = 0; r < W; ++r)
+        if (r < nr) v[r] = VT::gate(v[r], VT::load(gate + r * ls));
+    } else {
+#pragma GCC unroll 16
+      for (int r = 0; r < W; ++r)
+        if (r < nr) v[r] = VT::gate(v[r], VT::load_n(gate + r * ls, nc));
+    }
   }
   VT::transpose(v);
   if (bias) {
@@ -42,26 +54,29 @@ __attribute__((always_inline)) inline void transpose_block(
 }
 
 // A[(q * cin + c) * m + i] = src[i * S + c * Q + q]: sample-innermost (for broadcasts).
+// With a gate (laid out as src), src times gate > 0 (transpose_block).
 template <class VT>
 void pack_sample_inner(const typename VT::T* src, int64_t S, int m, int64_t cin, int64_t Q,
-                       typename VT::T* A) {
+                       typename VT::T* A, const typename VT::T* gate = nullptr) {
   constexpr int W = VT::W;
   for (int64_t q0 = 0; q0 < Q; q0 += W) {
     const int nq = Q - q0 < W ? static_cast<int>(Q - q0) : W;
     for (int64_t c = 0; c < cin; ++c) {
       for (int i0 = 0; i0 < m; i0 += W) {
         const int ni = m - i0 < W ? m - i0 : W;
-        transpose_block<VT>(src + i0 * S + c * Q + q0, S, ni, nq, A + (q0 * cin + c) * m + i0,
-                            cin * m, ni, nullptr);
+        const int64_t o = i0 * S + c * Q + q0;
+        transpose_block<VT>(src + o, S, ni, nq, A + (q0 * cin + c) * m + i0, cin * m, ni, nullptr, false,
+                            gate ? gate + o : nullptr);
       }
     }
   }
 }
 
 // D[(q * m + i) * cp + c] = src[i * S + c * Q + q], zero for cin <= c < cp: channel-innermost.
+// With a gate (laid out as src), src times gate > 0 (transpose_block).
 template <class VT>
 void pack_channel_inner(const typename VT::T* src, int64_t S, int m, int64_t cin, int64_t Q,
-                        int64_t cp, typename VT::T* D) {
+                        int64_t cp, typename VT::T* D, const typename VT::T* gate = nullptr) {
   constexpr int W = VT::W;
   for (int i = 0; i < m; ++i) {
     for (int64_t q0 = 0; q0 < Q; q0 += W) {
@@ -69,8 +84,9 @@ void pack_channel_inner(const typename VT::T* src, int64_t S, int m, int64_t cin
       for (int64_t c0 = 0; c0 < cp; c0 += W) {
         const int nc = cin - c0 <= 0 ? 0 : cin - c0 < W ? static_cast<int>(cin - c0) : W;
         const int ns = cp - c0 < W ? static_cast<int>(cp - c0) : W;
-        transpose_block<VT>(src + i * S + c0 * Q + q0, Q, nc, nq, D + (q0 * m + i) * cp + c0,
-                            m * cp, ns, nullptr);
+        const int64_t o = i * S + c0 * Q + q0;
+        transpose_block<VT>(src + o, Q, nc, nq, D + (q0 * m + i) * cp + c0, m * cp, ns, nullptr, false,
+                            gate ? gate + o : nullptr);
       }
     }
   }
@@ -104,10 +120,24 @@ inline void copy_add(const typename VT::T* s, int64_t n, typename VT::T b, typen
   }
 }
 
-// xp[c * lp + yy * Wp + xx] = src[(c * H + yy - ph) * W + xx - pw], zero outside src.
+// d[0..n) = s[0..n) * (g[0..n) > 0) (VT::gate) with whole and masked vectors.
+template <class VT>
+inline void copy_gate(const typename VT::T* s, const typename VT::T* g, int64_t n, typename VT::T* d) {
+  constexpr int W = VT::W;
+  int64_t k = 0;
+  for (; k + W <= n; k += W) VT::store(d + k, VT::gate(VT::load(s + k), VT::load(g + k)));
+  if (k < n) {
+    const int r = static_cast<int>(n - k);
+    VT::store_n(d + k, VT::gate(VT::load_n(s + k, r), VT::load_n(g + k, r)), r);
+  }
+}
+
+// xp[c * lp + yy * Wp + xx] = src[(c * H + yy - ph) * W + xx - pw], zero outside src; with a
+// gate (laid out as src), src times gate > 0.
 template <class VT>
 void pad_planes(const typename VT::T* src, int64_t cin, int64_t H, int64_t W, int64_t ph,
-                int64_t pw, int64_t Hp, int64_t Wp, int64_t lp, typename VT::T* xp) {
+                int64_t pw, int64_t Hp, int64_t Wp, int64_t lp, typename VT::T* xp,
+                const typename VT::T* gate = nullptr) {
   using T = typename VT::T;
   const int64_t x0 = pw > 0 ? pw : 0, x1 = W + pw < Wp ? W + pw : Wp;
   const int64_t xa = x1 > x0 ? x0 : Wp, xb = x1 > x0 ? x1 : Wp;  // copied columns [xa, xb)
@@ -121,7 +151,11 @@ void pad_planes(const typename VT::T* src, int64_t cin, int64_t H, int64_t W, in
         continue;
       }
       for (int64_t k = 0; k < xa; ++k) dr[k] = T(0);
-      copy_add<VT>(src + (c * H + sy) * W - pw + xa, xb - xa, T(0), dr + xa);
+      const int64_t o = (c * H + sy) * W - pw + xa;
+      if (gate)
+        copy_gate<VT>(src + o, gate + o, xb - xa, dr + xa);
+      else
+        copy_add<VT>(src + o, xb - xa, T(0), dr + xa);
       for (int64_t k = xb; k < Wp; ++k) dr[k] = T(0);
     }
     for (int64_t k = Hp * Wp; k < lp; ++k) d[k] = T(0);

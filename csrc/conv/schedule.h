@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -66,11 +67,24 @@ int vchunk_of(const Kernels<T>& k, int64_t nv) {
   return static_cast<int>(ceil_div(nv, ceil_div(nv, k.vmax)));
 }
 
-// Per-thread scratch of `per` elements each (every kernel writes before reading).
+// Per-thread scratch: nt slices of at least `per` elements (every kernel writes before
+// reading), each slice 64-byte aligned, so that a layout of whole vectors inside it is
+// read without loads that straddle two cache lines.
 template <class T>
-std::unique_ptr<T[]> scratch_for(int64_t per, int nt) {
-  return std::unique_ptr<T[]>(new T[static_cast<size_t>(per * nt)]);
-}
+class Scratch {
+ public:
+  Scratch(int64_t per, int nt)
+      : per_((per * int64_t{sizeof(T)} + 63) / 64 * 64 / int64_t{sizeof(T)}),
+        p_(static_cast<T*>(::operator new(static_cast<size_t>(per_ * nt) * sizeof(T), std::align_val_t(64)))) {}
+  ~Scratch() { ::operator delete(p_, std::align_val_t(64)); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* at(int t) const { return p_ + per_ * t; }
+
+ private:
+  int64_t per_;
+  T* p_;
+};
 
 template <class T>
 void run_tiles(const Kernels<T>& K, const TileJob<T>& job, int64_t N) {
@@ -79,9 +93,9 @@ void run_tiles(const Kernels<T>& K, const TileJob<T>& job, int64_t N) {
   if (groups.empty()) return;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), groups.size()));
   const int64_t per = tile_scratch(job, mmax, K.lanes);
-  auto scratch = scratch_for<T>(per, nt);
+  Scratch<T> scratch(per, nt);
   for_items(static_cast<int64_t>(groups.size()), nt, true, [&](int64_t g, int t) {
-    K.tile_group(job, groups[g].first, groups[g].second, scratch.get() + per * t);
+    K.tile_group(job, groups[g].first, groups[g].second, scratch.at(t));
   });
 }
 
@@ -92,7 +106,8 @@ void flat_geometry(FlatJob<T>& j, std::vector<int64_t>& off, int lanes) {
   j.Hp = j.OH + j.kh - 1;
   j.Wp = j.OW + j.kw - 1;
   j.nvec = ceil_div((j.OH - 1) * j.Wp + j.OW, lanes);
-  j.lp = std::max(j.Hp * j.Wp, j.nvec * lanes + (j.kh - 1) * j.Wp + j.kw - 1);
+  // whole vectors, so that every plane starts as aligned as the first
+  j.lp = ceil_div(std::max(j.Hp * j.Wp, j.nvec * lanes + (j.kh - 1) * j.Wp + j.kw - 1), lanes) * lanes;
   off.clear();
   for (int64_t c = 0; c < j.cin; ++c)
     for (int64_t ky = 0; ky < j.kh; ++ky)
@@ -105,10 +120,10 @@ void run_flat(const Kernels<T>& K, const FlatJob<T>& job, int64_t N) {
   if (N == 0) return;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), N));
   const int64_t per = flat_scratch(job, K.lanes);
-  auto scratch = scratch_for<T>(per, nt);
+  Scratch<T> scratch(per, nt);
   // Two samples per item: fine-grained enough to balance, coarse enough to amortise.
   for_items((N + 1) / 2, nt, true, [&](int64_t i, int t) {
-    K.flat_conv(job, 2 * i, std::min<int64_t>(N, 2 * i + 2), scratch.get() + per * t);
+    K.flat_conv(job, 2 * i, std::min<int64_t>(N, 2 * i + 2), scratch.at(t));
   });
 }
 

@@ -13,9 +13,4 @@ void relu_forward(const T* x, T* y, bool* mask, int64_t n);
 template <class T>
 void relu_backward(const T* dout, const bool* mask, T* dx, int64_t n);
 
-// dx = dout * (y > 0) for y a ReLU's output (y > 0 exactly where the input was): the
-// backward of a fused layer that keeps its output instead of a mask.  Rounded as above.
-template <class T>
-void relu_backward_from_output(const T* dout, const T* y, T* dx, int64_t n);
-
 }  // namespace fastdl
