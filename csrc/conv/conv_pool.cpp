@@ -42,12 +42,11 @@ void conv_relu_pool_forward(const Geometry& g, const PoolGeometry& p, const T* x
   const int64_t cmax = groups.front().second;  // make_groups: sizes differ by at most one
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), groups.size()));
   Scratch<T> z(cmax * zs, nt);
+  const ForwardPlan<T> conv(g, w, bias, false);  // the weights packed once for all chunks
   for_items(static_cast<int64_t>(groups.size()), nt, true, [&](int64_t i, int t) {
     const int64_t n0 = groups[i].first, m = groups[i].second;
-    Geometry gc = g;
-    gc.N = m;
     T* zt = z.at(t);
-    forward<T>(gc, x + n0 * xs, w, bias, zt, false);
+    conv.run(x + n0 * xs, zt, m);
     maxpool2d_forward<T>(zt, y + n0 * ys, argmax + n0 * ys, m * g.FN, g.OH, g.OW, p.ph, p.pw, p.stride, p.pad,
                          p.OH, p.OW, true);
   });

@@ -127,5 +127,27 @@ void run_flat(const Kernels<T>& K, const FlatJob<T>& job, int64_t N) {
   });
 }
 
+// A forward convolution set up once (packed weights, the taps of every output pixel) and run
+// on any number of batches of the geometry's sample shape: conv_relu_pool_forward runs it on
+// each chunk of samples.  forward() is a plan run once.  Not copyable: the job points into it.
+template <class T>
+class ForwardPlan {
+ public:
+  ForwardPlan(const Geometry& g, const T* w, const T* bias, bool relu);
+  ForwardPlan(const ForwardPlan&) = delete;
+  ForwardPlan& operator=(const ForwardPlan&) = delete;
+  // y (N, FN, OH, OW) = the convolution of x (N, C, H, W), as forward().
+  void run(const T* x, T* y, int64_t N) const;
+
+ private:
+  const Kernels<T>& K_;
+  bool flat_ = false;
+  std::vector<T> wt_;         // flat: wt[k * FN + fn]; tiles: the packed B
+  std::vector<int64_t> off_;  // flat: tap offsets
+  Runs runs_;                 // tiles: each output pixel's taps
+  FlatJob<T> flat_job_{};
+  TileJob<T> tile_job_{};
+};
+
 }  // namespace conv
 }  // namespace fastdl
