@@ -28,12 +28,12 @@ void backward_data(const Geometry& g, const T* dy, const T* w, T* dx, const T* g
     run_flat(K, job, g.N);
     return;
   }
-  // B[((fy*kw + fx) * FN + fn) * cp + c] = W[fn, c, kh-1-fy, kw-1-fx]
-  std::vector<T> B(static_cast<size_t>(std::max<int64_t>(taps * g.FN * cp, 1)), T(0));
-  for (int64_t f = 0; f < g.FN; ++f)
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t t = 0; t < taps; ++t)
-        B[((taps - 1 - t) * g.FN + f) * cp + c] = w[(f * g.C + c) * taps + t];
+  // B[((fy*kw + fx) * FN + fn) * cp + c] = W[fn, c, kh-1-fy, kw-1-fx], written in order
+  std::vector<T> B(static_cast<size_t>(std::max<int64_t>(taps * g.FN * cp, 1)));
+  T* bp = B.data();
+  for (int64_t ft = 0; ft < taps; ++ft)  // ft = fy * kw + fx = taps - 1 - t
+    for (int64_t f = 0; f < g.FN; ++f)
+      for (int64_t c = 0; c < cp; ++c) *bp++ = c < g.C ? w[(f * g.C + c) * taps + taps - 1 - ft] : T(0);
   Runs runs;
   for (int64_t iy = 0; iy < g.H; ++iy) {
     for (int64_t ix = 0; ix < g.W; ++ix) {
