@@ -269,8 +269,8 @@ class Adam(Optimizer):
     def _step(self, key, p, g):
         # One fused pass on the active backend (numba / cpp), bit for bit the NumPy formula
         # of ops.adam_update, which runs for other dtypes and strides.
-        ops.adam_update(p, g, self._slot("m", key, p), self._slot("v", key, p),
-                        self._lr_t, self.beta1, self.beta2, 1e-7)
+        ops._adam_update_checked_by_caller(p, g, self._slot("m", key, p), self._slot("v", key, p),
+                                           self._lr_t, self.beta1, self.beta2, 1e-7)
 
 
 _OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, Nesterov2016, AdaGrad, RMSprop, Adam)}

@@ -7,6 +7,8 @@ as on numpy.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -117,6 +119,35 @@ def test_adam_optimizer_same_bits_on_every_backend():
     for name, params in results.items():
         for k in params0:
             assert np.array_equal(params[k], results["numpy"][k]), (name, k)
+
+
+def test_optimizer_path_same_bits_as_the_checked_kernel(backend):
+    """Adam.update calls the kernel without adam_update's checks; the unusual cases (a
+    strided parameter, a gradient that is the parameter itself, float64 gradients for a
+    float32 parameter) take the checked path.  Every case: the NumPy formula's bits."""
+    rng = np.random.default_rng(11)
+    base = rng.standard_normal((6, 10)).astype(np.float32)
+    cases = {
+        "plain": (base.copy(), lambda p: rng.standard_normal(p.shape).astype(np.float32)),
+        "strided": (base.copy().T, lambda p: rng.standard_normal(p.shape).astype(np.float32)),
+        "grad is param": (base.copy(), lambda p: p),
+        "float64 grad": (base.copy(), lambda p: rng.standard_normal(p.shape)),
+        "scalar": (np.array(1.5, np.float64), lambda p: np.array(0.25)),
+    }
+    for name, (p, make_g) in cases.items():
+        opt = Adam(lr=0.01)
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        for step in range(1, 4):
+            g = make_g(p)
+            lr_t = 0.01 * math.sqrt(1.0 - 0.999 ** step) / (1.0 - 0.9 ** step)  # a Python float, as Adam
+            want = numpy_adam(p, g, m, v, lr_t, 0.9, 0.999)
+            params = {"p": p}
+            opt.update(params, {"p": g})
+            m, v = want[1], want[2]
+            assert_same_bits(params["p"], want[0]), name
+            assert params["p"] is p, name  # updated in place
+            assert_same_bits(opt.slots["m"]["p"], want[1]), name
+            assert_same_bits(opt.slots["v"]["p"], want[2]), name
 
 
 @pytest.mark.parametrize("threads", [1, 2])
