@@ -29,7 +29,7 @@ void backward_data(const Geometry& g, const T* dy, const T* w, T* dx, const T* g
     return;
   }
   // B[((fy*kw + fx) * FN + fn) * cp + c] = W[fn, c, kh-1-fy, kw-1-fx], written in order
-  std::vector<T> B(static_cast<size_t>(std::max<int64_t>(taps * g.FN * cp, 1)));
+  AlignedVector<T> B(static_cast<size_t>(std::max<int64_t>(taps * g.FN * cp, 1)));
   T* bp = B.data();
   for (int64_t ft = 0; ft < taps; ++ft)  // ft = fy * kw + fx = taps - 1 - t
     for (int64_t f = 0; f < g.FN; ++f)

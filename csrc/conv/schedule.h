@@ -86,6 +86,25 @@ class Scratch {
   T* p_;
 };
 
+// A std::vector allocator of 64-byte aligned blocks: packed weights read with whole-vector
+// loads at multiples of 64 bytes then never straddle two cache lines.
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const Aligned64<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const Aligned64<U>&) const { return false; }
+};
+
+template <class T>
+using AlignedVector = std::vector<T, Aligned64<T>>;
+
 template <class T>
 void run_tiles(const Kernels<T>& K, const TileJob<T>& job, int64_t N) {
   const int mmax = K.mmax[job.vchunk];
@@ -142,7 +161,7 @@ class ForwardPlan {
  private:
   const Kernels<T>& K_;
   bool flat_ = false;
-  std::vector<T> wt_;         // flat: wt[k * FN + fn]; tiles: the packed B
+  AlignedVector<T> wt_;       // flat: wt[k * FN + fn]; tiles: the packed B
   std::vector<int64_t> off_;  // flat: tap offsets
   Runs runs_;                 // tiles: each output pixel's taps
   FlatJob<T> flat_job_{};
