@@ -514,9 +514,12 @@ def _finite(val: Any, name: str) -> float:
 def adam_update(p, g, m, v, lr: float, beta1: float, beta2: float, eps: float = 1e-7) -> None:
     """One Adam step, in place on ``p``, ``m`` and ``v``; ``g`` is never modified.
 
-    ``m += (1 - beta1) * (g - m)``; ``v += (1 - beta2) * (g * g - v)``;
-    ``p -= lr * m / (sqrt(v) + eps)``, with ``lr`` the step size (Adam's bias
-    correction folded in).
+    ``m += (1 - beta1) * (g - m)``; ``v += (1 - beta2) * (g * g - v)``; entries
+    of m and v below the dtype's smallest normal number (``np.finfo(dtype).tiny``)
+    set to 0; ``p -= lr * m / (sqrt(v) + eps)``, with ``lr`` the step size (Adam's
+    bias correction folded in).  The flush keeps a dead unit's state, which decays
+    by beta1 every step, out of the subnormal range, where each operation is
+    15-55x slower (SimpleConvNet on MNIST took twice as long a step after 700).
 
     p, m, v: float arrays of one shape and dtype, writeable, not overlapping.
     g: p's shape, any real dtype (cast to p's).  0 < lr, 0 <= beta1, beta2 < 1,

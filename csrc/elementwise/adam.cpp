@@ -4,6 +4,7 @@
 #include "adam.h"
 
 #include <cmath>
+#include <limits>
 
 #include "support/parallel.h"
 
@@ -11,6 +12,10 @@ namespace fastdl {
 
 template <class T>
 void adam_update(T* p, const T* g, T* m, T* v, int64_t n, T lr, T c1, T c2, T eps) {
+  // m and v below the smallest normal number are stored as 0, as the reference: a dead
+  // unit's m decays into subnormals after some 700 steps, and every operation on one takes
+  // 15-55x as long (SimpleConvNet on MNIST: Adam 0.3 -> 7 ms a step).
+  const T tiny = std::numeric_limits<T>::min();
   parallel_for(n, 8 * n, [=](int64_t begin, int64_t end) {
     T* __restrict pp = p;
     const T* __restrict gp = g;
@@ -18,8 +23,10 @@ void adam_update(T* p, const T* g, T* m, T* v, int64_t n, T lr, T c1, T c2, T ep
     T* __restrict vp = v;
     for (int64_t i = begin; i < end; ++i) {
       const T gi = gp[i];
-      const T mi = mp[i] + c1 * (gi - mp[i]);
-      const T vi = vp[i] + c2 * (gi * gi - vp[i]);
+      T mi = mp[i] + c1 * (gi - mp[i]);
+      T vi = vp[i] + c2 * (gi * gi - vp[i]);
+      mi = std::fabs(mi) < tiny ? T(0) : mi;
+      vi = std::fabs(vi) < tiny ? T(0) : vi;
       mp[i] = mi;
       vp[i] = vi;
       pp[i] = pp[i] - lr * mi / (std::sqrt(vi) + eps);

@@ -6,7 +6,8 @@
 namespace fastdl {
 
 // One Adam step on n elements, in place on p, m and v (g is only read):
-//   m += c1 * (g - m);  v += c2 * (g * g - v);  p -= lr * m / (sqrt(v) + eps)
+//   m += c1 * (g - m);  v += c2 * (g * g - v);  m, v below T's smallest normal number := 0;
+//   p -= lr * m / (sqrt(v) + eps)
 // with c1 = 1 - beta1, c2 = 1 - beta2 and lr the bias-corrected step size.  Every operation is
 // rounded on its own, in this order, as NumPy does (this file is built without FMA contraction),
 // so the result is bit for bit the reference's.  The arrays must not overlap.

@@ -150,7 +150,12 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps):
     """One Adam step, in place on ``p``, ``m`` and ``v`` (``g`` is only read).
 
     ``m += (1 - beta1) * (g - m)``, ``v += (1 - beta2) * (g * g - v)``,
-    ``p -= lr * m / (sqrt(v) + eps)`` with ``lr`` the bias-corrected step size.
+    entries of m and v below the dtype's smallest normal number (``np.finfo(dtype).tiny``,
+    1.2e-38 for float32) set to 0, then ``p -= lr * m / (sqrt(v) + eps)`` with ``lr`` the
+    bias-corrected step size.  The flush keeps the state out of the subnormal range,
+    where a parameter whose gradient has become 0 (a dead ReLU unit) would otherwise take
+    its m after some 700 steps of decay by beta1, and where every CPU operation is 15-55x
+    slower; it changes the step by less than lr * tiny / eps.
     The Python-float hyperparameters act in the arrays' dtype (NumPy's rule for
     Python scalars) and every operation is rounded on its own: the fast
     backends reproduce these values bit for bit.  Works on any strides and
@@ -158,6 +163,9 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps):
     """
     m += (1 - beta1) * (g - m)
     v += (1 - beta2) * (g * g - v)
+    tiny = np.finfo(p.dtype).tiny
+    m[np.abs(m) < tiny] = 0
+    v[np.abs(v) < tiny] = 0
     p -= lr * m / (np.sqrt(v) + p.dtype.type(eps))
 
 

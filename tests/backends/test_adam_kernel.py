@@ -20,11 +20,15 @@ SHAPES = [(), (0,), (1,), (7,), (1001,), (3, 5), (30, 1, 5, 5), (4320, 100)]
 
 
 def numpy_adam(p, g, m, v, lr, b1, b2, eps=1e-7):
-    """The formula on copies (Python floats meet the arrays as NumPy scalars do)."""
+    """The formula on copies (Python floats meet the arrays as NumPy scalars do); m and v
+    below the smallest normal number become 0."""
     p, m, v = p.copy(), m.copy(), v.copy()
     g = g.astype(p.dtype)
     m += (1 - b1) * (g - m)
     v += (1 - b2) * (g * g - v)
+    tiny = np.finfo(p.dtype).tiny
+    m = np.where(np.abs(m) < tiny, p.dtype.type(0), m)
+    v = np.where(np.abs(v) < tiny, p.dtype.type(0), v)
     p -= lr * m / (np.sqrt(v) + p.dtype.type(eps))
     return p, m, v
 
@@ -119,6 +123,46 @@ def test_adam_optimizer_same_bits_on_every_backend():
     for name, params in results.items():
         for k in params0:
             assert np.array_equal(params[k], results["numpy"][k]), (name, k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_subnormal_state_is_stored_as_zero(backend, dtype):
+    """m and v that land below the smallest normal number are stored as +0 (subnormals
+    make every operation 15-55x slower); normal values, zeros of either sign in g and NaN
+    go through as the formula has them."""
+    tiny = np.finfo(dtype).tiny
+    sub = tiny / 64  # a subnormal
+    m = np.array([sub, -sub, 1.05 * tiny, -1.05 * tiny, 1e-3, 0.0, np.nan, 2 * tiny, 0.0], dtype)
+    v = np.array([sub, tiny / 2, 1e-8, 1e-8, 1e-8, 0.0, 1e-8, tiny * 1.05, 1e30], dtype)
+    g = np.array([0.0, 0.0, 0.0, -0.0, 1e-3, 0.0, 1.0, 0.0, 0.0], dtype)
+    p = np.ones(m.shape, dtype)
+    want = numpy_adam(p, g, m, v, 1e-3, 0.9, 0.999)
+    ops.adam_update(p, g, m, v, 1e-3, 0.9, 0.999)
+    for got, exp in zip((p, m, v), want):
+        assert_same_bits(got, exp)
+    assert m[0] == 0 and not np.signbit(m[0]) and m[1] == 0 and not np.signbit(m[1])
+    assert v[0] == 0 and v[1] == 0
+    assert m[2] == 0 and m[3] == 0  # 1.05 tiny * 0.9 falls below tiny
+    assert np.isnan(m[6]) and v[8] > 1e29
+    assert m[4] != 0 and m[7] != 0 and v[7] != 0  # 1.8 tiny and 1.049 tiny: normal, kept
+    nonzero = np.concatenate([m, v])
+    nonzero = nonzero[np.isfinite(nonzero) & (nonzero != 0)]
+    assert np.all(np.abs(nonzero) >= tiny)
+
+
+def test_a_dead_units_state_decays_to_zero_not_subnormals(backend):
+    """A gradient that becomes 0 for good: m decays by beta1 every step and, after some 700
+    steps, would be subnormal; it is 0 instead, on every backend, with the formula's bits."""
+    p, g, m, v = state((1000,), np.float32, seed=12)
+    g[:] = 0
+    want = (p, m, v)
+    for _ in range(900):
+        want = numpy_adam(*want[:1], g, *want[1:], 1e-3, 0.9, 0.999)
+        ops.adam_update(p, g, m, v, 1e-3, 0.9, 0.999)
+    for got, exp in zip((p, m, v), want):
+        assert_same_bits(got, exp)
+    assert np.all(m == 0)
+    assert not np.any((np.abs(v) < np.finfo(np.float32).tiny) & (v != 0))
 
 
 def test_optimizer_path_same_bits_as_the_checked_kernel(backend):

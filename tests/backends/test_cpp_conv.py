@@ -165,12 +165,13 @@ def test_same_layers_at_every_output_alignment(dtype):
     # double) shifts its pixel blocks so that its stores are 64-byte aligned, by however far
     # the output's first element is from a 64-byte boundary.  Small outputs come from
     # malloc, 16-byte aligned: allocations of other sizes in between move them through the
-    # four offsets.
+    # four offsets.  The junk is above NumPy's own cache of small blocks (1 KiB), so that it
+    # reaches malloc.
     rng = np.random.default_rng(5)
     shapes = [(3, 16, 12, 12, 16, 3, 1), (2, 1, 8, 8, 16, 3, 1), (2, 3, 4, 6, 9, 5, 2)]
     offsets, junk = set(), []
     for _ in range(60):
-        junk.append(np.empty(int(rng.integers(1, 300)), np.uint8))
+        junk.append(np.empty(int(rng.integers(1025, 20000)), np.uint8))
         if len(junk) > 10:
             junk.pop(int(rng.integers(0, 10)))
         for N, C, H, W, FN, k, p in shapes:
