@@ -37,8 +37,8 @@ template <class T>
 void forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool relu = false);
 
 // dx (N, C, H, W) from dy (N, FN, OH, OW) and w.  gate (dy's shape) or nullptr: the
-// gradient is dy * (gate > 0) (the backward of a ReLU whose output is gate, as
-// relu_backward_from_output), applied as the kernels copy dy, with the same values.
+// gradient is dy * (gate > 0) (the backward of a ReLU whose output is gate: relu_backward's
+// dy * mask), applied as the kernels copy dy into their own layouts.
 template <class T>
 void backward_data(const Geometry& g, const T* dy, const T* w, T* dx, const T* gate = nullptr);
 

@@ -27,7 +27,7 @@ struct VF {
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
   // max(a, 0) gives +0 for -0 (the second operand on a tie) and 0 for NaN, put back by the blend.
   static R relu(R a) { return _mm256_blendv_ps(_mm256_max_ps(a, zero()), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q)); }
-  // a * (y > 0 ? 1 : 0), as relu_backward_from_output (NaN * 0 is NaN, -5 * 0 is -0).
+  // a * (y > 0 ? 1 : 0), as relu_backward multiplies by its mask (NaN * 0 is NaN, -5 * 0 is -0).
   static R gate(R a, R y) { return _mm256_mul_ps(a, _mm256_and_ps(_mm256_cmp_ps(y, zero(), _CMP_GT_OQ), set1(1))); }
   static __m256i mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

@@ -28,7 +28,7 @@ struct VF {
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   // max(a, 0) gives +0 for -0 (the second operand on a tie) and 0 for NaN, put back by the move.
   static R relu(R a) { return _mm512_mask_mov_ps(_mm512_max_ps(a, zero()), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a); }
-  // a * (y > 0 ? 1 : 0), as relu_backward_from_output (NaN * 0 is NaN, -5 * 0 is -0).
+  // a * (y > 0 ? 1 : 0), as relu_backward multiplies by its mask (NaN * 0 is NaN, -5 * 0 is -0).
   static R gate(R a, R y) { return _mm512_mul_ps(a, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, zero(), _CMP_GT_OQ), set1(1))); }
   static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static R load_n(const T* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
@@ -251,10 +251,7 @@ void flat_conv_same(const FlatJob<typename VT::T>& job, int64_t n0, int64_t n1,
       T* p = xb + c * P;
       const int64_t o = n * job.src_stride + c * HW;
       for (int64_t k = 0; k < lead; ++k) p[k] = T(0);
-      if (job.gate)
-        copy_gate<VT>(job.src + o, job.gate + o, HW, p + lead);
-      else
-        copy_add<VT>(job.src + o, HW, T(0), p + lead);
+      copy_src<VT>(job.src + o, job.gate ? job.gate + o : nullptr, HW, p + lead);
       for (int64_t k = lead + HW; k < P; ++k) p[k] = T(0);
     }
     fn(job, xb, P, masks, nb, s, job.dst + n * job.dst_stride);

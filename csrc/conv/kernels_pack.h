@@ -132,6 +132,16 @@ inline void copy_gate(const typename VT::T* s, const typename VT::T* g, int64_t 
   }
 }
 
+// d[0..n) = s[0..n), times (g[0..n) > 0) if a gate g is given: a source copied into a
+// kernel's layout.
+template <class VT>
+inline void copy_src(const typename VT::T* s, const typename VT::T* g, int64_t n, typename VT::T* d) {
+  if (g)
+    copy_gate<VT>(s, g, n, d);
+  else
+    copy_add<VT>(s, n, typename VT::T(0), d);
+}
+
 // xp[c * lp + yy * Wp + xx] = src[(c * H + yy - ph) * W + xx - pw], zero outside src; with a
 // gate (laid out as src), src times gate > 0.
 template <class VT>
@@ -152,10 +162,7 @@ void pad_planes(const typename VT::T* src, int64_t cin, int64_t H, int64_t W, in
       }
       for (int64_t k = 0; k < xa; ++k) dr[k] = T(0);
       const int64_t o = (c * H + sy) * W - pw + xa;
-      if (gate)
-        copy_gate<VT>(src + o, gate + o, xb - xa, dr + xa);
-      else
-        copy_add<VT>(src + o, xb - xa, T(0), dr + xa);
+      copy_src<VT>(src + o, gate ? gate + o : nullptr, xb - xa, dr + xa);
       for (int64_t k = xb; k < Wp; ++k) dr[k] = T(0);
     }
     for (int64_t k = Hp * Wp; k < lp; ++k) d[k] = T(0);

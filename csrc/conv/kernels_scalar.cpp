@@ -25,7 +25,7 @@ struct Lane {
   static R fma(R a, R b, R c) { return a * b + c; }
   static R add(R a, R b) { return a + b; }
   static R relu(R a) { return (a > R(0) || a != a) ? a : R(0); }
-  // a * (y > 0 ? 1 : 0), as relu_backward_from_output (NaN * 0 is NaN, -5 * 0 is -0).
+  // a * (y > 0 ? 1 : 0), as relu_backward multiplies by its mask (NaN * 0 is NaN, -5 * 0 is -0).
   static R gate(R a, R y) { return a * (y > R(0) ? R(1) : R(0)); }
   static R load_n(const T* p, int n) { return n > 0 ? *p : R(0); }
   static void store_n(T* p, R r, int n) {

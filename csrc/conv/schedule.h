@@ -67,25 +67,6 @@ int vchunk_of(const Kernels<T>& k, int64_t nv) {
   return static_cast<int>(ceil_div(nv, ceil_div(nv, k.vmax)));
 }
 
-// Per-thread scratch: nt slices of at least `per` elements (every kernel writes before
-// reading), each slice 64-byte aligned, so that a layout of whole vectors inside it is
-// read without loads that straddle two cache lines.
-template <class T>
-class Scratch {
- public:
-  Scratch(int64_t per, int nt)
-      : per_((per * int64_t{sizeof(T)} + 63) / 64 * 64 / int64_t{sizeof(T)}),
-        p_(static_cast<T*>(::operator new(static_cast<size_t>(per_ * nt) * sizeof(T), std::align_val_t(64)))) {}
-  ~Scratch() { ::operator delete(p_, std::align_val_t(64)); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  T* at(int t) const { return p_ + per_ * t; }
-
- private:
-  int64_t per_;
-  T* p_;
-};
-
 // A std::vector allocator of 64-byte aligned blocks: packed weights read with whole-vector
 // loads at multiples of 64 bytes then never straddle two cache lines.
 template <class T>
@@ -104,6 +85,26 @@ struct Aligned64 {
 
 template <class T>
 using AlignedVector = std::vector<T, Aligned64<T>>;
+
+// Per-thread scratch: nt slices of at least `per` elements (every kernel writes before
+// reading), each slice 64-byte aligned, so that a layout of whole vectors inside it is
+// read without loads that straddle two cache lines.
+template <class T>
+class Scratch {
+ public:
+  Scratch(int64_t per, int nt)
+      : per_((per * int64_t{sizeof(T)} + 63) / 64 * 64 / int64_t{sizeof(T)}),
+        n_(static_cast<size_t>(per_ * nt)), p_(Aligned64<T>().allocate(n_)) {}
+  ~Scratch() { Aligned64<T>().deallocate(p_, n_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* at(int t) const { return p_ + per_ * t; }
+
+ private:
+  int64_t per_;
+  size_t n_;
+  T* p_;
+};
 
 template <class T>
 void run_tiles(const Kernels<T>& K, const TileJob<T>& job, int64_t N) {

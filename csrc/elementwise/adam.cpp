@@ -36,33 +36,24 @@ inline void adam_range(T* __restrict pp, const T* __restrict gp, T* __restrict m
   }
 }
 
-__attribute__((target_clones("avx2", "default"))) void adam_range_f32(
+// target_clones takes functions, not templates: one overload per dtype.
+__attribute__((target_clones("avx2", "default"))) void adam_loop(
     float* pp, const float* gp, float* mp, float* vp, int64_t begin, int64_t end, float lr, float c1, float c2,
     float eps) {
   adam_range(pp, gp, mp, vp, begin, end, lr, c1, c2, eps);
 }
 
-__attribute__((target_clones("avx2", "default"))) void adam_range_f64(
+__attribute__((target_clones("avx2", "default"))) void adam_loop(
     double* pp, const double* gp, double* mp, double* vp, int64_t begin, int64_t end, double lr, double c1,
     double c2, double eps) {
   adam_range(pp, gp, mp, vp, begin, end, lr, c1, c2, eps);
-}
-
-void adam_range_of(float* pp, const float* gp, float* mp, float* vp, int64_t b, int64_t e, float lr, float c1,
-                   float c2, float eps) {
-  adam_range_f32(pp, gp, mp, vp, b, e, lr, c1, c2, eps);
-}
-
-void adam_range_of(double* pp, const double* gp, double* mp, double* vp, int64_t b, int64_t e, double lr,
-                   double c1, double c2, double eps) {
-  adam_range_f64(pp, gp, mp, vp, b, e, lr, c1, c2, eps);
 }
 
 }  // namespace
 
 template <class T>
 void adam_update(T* p, const T* g, T* m, T* v, int64_t n, T lr, T c1, T c2, T eps) {
-  parallel_for(n, 8 * n, [=](int64_t begin, int64_t end) { adam_range_of(p, g, m, v, begin, end, lr, c1, c2, eps); });
+  parallel_for(n, 8 * n, [=](int64_t begin, int64_t end) { adam_loop(p, g, m, v, begin, end, lr, c1, c2, eps); });
 }
 
 template void adam_update<float>(float*, const float*, float*, float*, int64_t, float, float, float, float);
