@@ -109,6 +109,28 @@ struct FlatDwJob {
   const T* gate;
 };
 
+// Weight gradient of a convolution followed by a ReLU and a max pool (conv_pool.cpp), from
+// the pool's gradient dy and argmax alone: the gradient of the convolution's output is dy at
+// each window's argmax and 0 elsewhere (3 of 4 cells for 2 x 2 windows), so
+// dW[fn] += dy[fn][j] * (the input window of conv output pixel argmax[fn][j]) over the pooled
+// outputs j whose argmax is not -1 (no gradient passes the ReLU there).  One sample's input
+// is copied, zero-padded, channel-innermost: xs[(yy * Wp + xx) * cin + c] = x[c][yy - pad][xx - pad]
+// (Hp = H + 2 pad rows of Wp = W + 2 pad pixels, then kh rows of zeros that argmax -1 reads),
+// so each of a window's kh rows is one run of kw * cin elements, read as `nvr` vectors; dwp[(fn * kh + ky) * nvr * lanes + kx * cin + c] accumulates the sums (lanes past
+// `row` hold junk the caller ignores).
+template <class T>
+struct SparseDwJob {
+  const T* x;              // (N, cin, H, W)
+  const T* dy;             // (N, FN, P): the pooled gradient
+  const int64_t* argmax;   // (N, FN, P): conv output pixel oy * OW + ox, or -1
+  int64_t cin, H, W, FN, P, kh, kw, pad;
+  int64_t npix;            // conv output pixels (OH * OW): argmax must be < npix
+  int64_t Wp;              // pixels per row of the copy (W + 2 pad)
+  int64_t nvr;             // vectors per window row: ceil(kw * cin / lanes)
+  int64_t xlen;            // elements of the copy, zero rows and slack included
+  const int64_t* off1;     // off1[a + 1]: first element of pixel a's window in xs (a = -1: zeros)
+};
+
 template <class T>
 struct Kernels {
   int lanes;          // vector width in elements of T
@@ -127,6 +149,10 @@ struct Kernels {
   // Samples n0..n1-1 of a flat weight gradient; scratch holds flat_dw_scratch() elements;
   // dwv holds FN * K * lanes partial sums, db FN.
   void (*flat_dw)(const FlatDwJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwv, double* db);
+  // Samples n0..n1-1 of a sparse weight gradient; scratch holds sparse_dw_scratch()
+  // elements; dwp holds FN * kh * nvr * lanes partial sums, db FN.  False (sums then
+  // meaningless) if an argmax entry is outside [-1, npix).
+  bool (*sparse_dw)(const SparseDwJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwp, double* db);
 };
 
 template <class T>
@@ -137,6 +163,11 @@ inline int64_t flat_scratch(const FlatJob<T>& j, int64_t lanes) {
 template <class T>
 inline int64_t flat_dw_scratch(const FlatDwJob<T>& j) {
   return j.shifted ? j.kw * j.cin * j.lx + (j.gate ? j.FN * j.ld : 0) : j.cin * j.lx + j.FN * j.ld;
+}
+
+template <class T>
+inline int64_t sparse_dw_scratch(const SparseDwJob<T>& j) {
+  return j.xlen;
 }
 
 // Output pixels buffered per tile_group step: about 32 KiB of results, whole vectors.

@@ -16,6 +16,7 @@
 //   kernels_dw.h       channel-lane weight gradient (DwJob)
 //   kernels_flat.h     pixel-lane stride-1 convolution (FlatJob)
 //   kernels_flat_dw.h  pixel-lane stride-1 weight gradient (FlatDwJob)
+//   kernels_sparse_dw.h  weight gradient from a max pool's argmax (SparseDwJob)
 // No include guard: each ISA file includes this once, inside its namespace.
 
 #include "kernels_pack.h"
@@ -23,6 +24,7 @@
 #include "kernels_dw.h"
 #include "kernels_flat.h"
 #include "kernels_flat_dw.h"
+#include "kernels_sparse_dw.h"
 
 // The table the dispatch (dispatch.cpp) reads.
 template <class VT>
@@ -34,5 +36,6 @@ void fill_kernels(Kernels<typename VT::T>* k) {
   k->dw_group = &dw_group<VT>;
   k->flat_conv = &flat_conv<VT>;
   k->flat_dw = &flat_dw<VT>;
+  k->sparse_dw = &sparse_dw<VT>;
   k->same_nout = 0;
 }

@@ -4,7 +4,8 @@ fastdl._cpp picks, per call, between two kernel families (channel-lane register 
 over groups of samples, and stride-1 "flat" pixel-lane kernels) and, per process, a SIMD
 level (AVX-512, AVX2, scalar).  FASTDL_CONV=tile|flat and FASTDL_CPU=scalar|avx2 force
 them, so each combination is checked against the NumPy reference in a subprocess (and the
-fused relu(conv + b) against the unfused kernels on the same path).
+fused relu(conv + b) against the unfused kernels on the same path, and the fused conv ->
+relu -> max pool, whose weight gradient has a kernel of its own, against the reference).
 """
 from __future__ import annotations
 
@@ -79,6 +80,19 @@ _CHECK = textwrap.dedent("""
             got = _cpp.conv2d_bias_relu_backward(dy, sr, True)
             want = _cpp.conv2d_backward(_cpp.relu_backward(dy, mask), st, True)
             assert all(np.array_equal(g, h) for g, h in zip(got, want)), shape
+            # conv -> relu -> max pool (its weight gradient from the argmax cells alone)
+            for ph, ps, pp in ((2, 2, 0), (3, 2, 1)):
+                try:
+                    yp, sp = _cpp.conv2d_relu_maxpool2d_forward(x, w, b, s, p, ph, ph, ps, pp)
+                except ValueError:  # a pool window larger than this layer's output
+                    continue
+                dyp = rng.standard_normal(yp.shape).astype(dt)
+                got = _cpp.conv2d_relu_maxpool2d_backward(dyp, sp, True)
+                r64, rs = ref.conv2d_relu_maxpool2d_forward(x.astype(np.float64), w.astype(np.float64),
+                                                            b.astype(np.float64), s, p, ph, ph, ps, pp)
+                want = ref.conv2d_relu_maxpool2d_backward(dyp.astype(np.float64), rs, True)
+                e = max([rel(yp, r64)] + [rel(g, h) for g, h in zip(got, want)])
+                worst[dt.__name__] = max(worst.get(dt.__name__, 0.0), e)
     print(json.dumps({"level": _cpp.build_info()["cpu_level"], "worst": worst}))
 """)
 
@@ -189,3 +203,18 @@ def test_same_layers_at_every_output_alignment(dtype):
             np.testing.assert_allclose(dx, want_dx, rtol=tol, atol=tol * np.abs(want_dx).max())
             offsets.add(y.ctypes.data % 64)
     assert len(offsets) >= 2, f"outputs only ever started at offset {offsets} from 64 bytes"
+
+
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("bad", [-2, 64, 10**9])
+def test_conv_relu_maxpool_backward_refuses_a_bad_argmax(need_dx, bad):
+    """An argmax in the fused context outside [-1, OH * OW) of the convolution's output: an
+    error, never a gradient read from elsewhere (with dx, and with the weight gradient's own
+    kernel alone)."""
+    x, w, b = _layer(np.float64, N=2, C=2, H=8, FN=3)
+    y, state = _cpp.conv2d_relu_maxpool2d_forward(x, w, b, 1, 1, 2, 2, 2, 0)
+    argmax = [a for a in state if isinstance(a, np.ndarray) and a.dtype == np.int64]
+    assert len(argmax) == 1 and argmax[0].shape == y.shape
+    argmax[0].reshape(-1)[5] = bad
+    with pytest.raises(ValueError, match="argmax entry lies outside"):
+        _cpp.conv2d_relu_maxpool2d_backward(np.ones_like(y), state, need_dx)
