@@ -364,8 +364,8 @@ def conv2d_relu_maxpool2d_backward(dy, ctx: ConvPoolContext, need_dx: bool = Tru
     those of ``conv2d_backward(relu_maxpool2d_backward(dy, ...), ...)``.
 
     The pooled gradient is zero except at each window's argmax (3 cells in 4 for 2 x 2
-    windows), and the C++ backend's dW and db sum those cells only: the same values to
-    rounding (another order of the sums), not bit for bit; dx is bit for bit."""
+    windows), and the C++ backend's sums visit those cells only: the same values to rounding
+    (another order of the sums), not bit for bit."""
     dy = _check_grad(dy, ctx, ConvPoolContext, "conv2d_relu_maxpool2d_forward")
     return ctx.backend.conv2d_relu_maxpool2d_backward(dy, ctx.state, bool(need_dx))
 

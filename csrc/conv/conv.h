@@ -10,7 +10,7 @@
 //   backward_data.cpp     data gradient: the same gather over dy with flipped weights
 //   backward_weights.cpp  weight and bias gradients, per-thread partial sums reduced here
 //   conv_pool.cpp         convolution -> ReLU -> max pool a few samples at a time (in L2);
-//                         its weight gradient from the pool's argmax cells alone
+//                         its gradients from the pool's argmax cells alone
 //   kernel_table.h        the jobs and the function table the per-CPU kernels fill
 //   kernels.h, kernels_*.h  the per-CPU kernel bodies, written once over vector traits
 //   kernels_scalar.cpp, kernels_avx2.cpp, kernels_avx512.cpp
@@ -59,10 +59,10 @@ void conv_relu_pool_forward(const Geometry& g, const PoolGeometry& p, const T* x
                             T* y, int64_t* argmax);
 
 // The gradients of conv_relu_pool_forward from dy (N, FN, p.OH, p.OW) and its argmax: dx
-// (skipped if nullptr) as backward_data of the pooled gradient, bit for bit; dw, db as
-// backward_weights of it to rounding: they sum only the argmax cells, where the pooled
-// gradient is not zero (a quarter of the cells for 2 x 2 windows), in another order.
-// False if an argmax entry is outside [-1, OH * OW).
+// (skipped if nullptr), dw, db as backward_data / backward_weights of the pooled gradient,
+// to rounding: the sums visit only the argmax cells, where the pooled gradient is not zero
+// (a quarter of the cells for 2 x 2 windows), in another order.  False if an argmax entry is
+// outside [-1, OH * OW).
 template <class T>
 bool conv_relu_pool_backward(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* dy,
                              const int64_t* argmax, T* dx, T* dw, T* db);

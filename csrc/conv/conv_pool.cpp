@@ -1,14 +1,15 @@
 // Convolution -> ReLU -> max pool (conv.h), a few samples at a time: each task convolves its
 // samples into a buffer that stays in L2 and pools it from there, so the convolution's
 // output (5-7 MB for the books' first layers at batch 100) never goes to memory and back.
-// The kernels are the unfused ones, called on a chunk (inside a task they run on its thread
-// alone: num_threads() is 1 there), so the values are the unfused ones bit for bit.
+// The forward's kernels are the unfused ones, called on a chunk (inside a task they run on
+// its thread alone: num_threads() is 1 there), so its values are the unfused ones bit for bit.
+// The backward has kernels of its own (kernels_sparse_dw.h): the pooled gradient is zero but
+// at each window's argmax, and they visit those cells only, so the gradients equal the unfused
+// ones to rounding.
 #include <algorithm>
-#include <memory>
 #include <vector>
 
 #include "pool/pool.h"
-#include "support/alloc.h"
 #include "schedule.h"
 
 namespace fastdl {
@@ -58,12 +59,15 @@ namespace {
 // dw, db from the pool's gradient and argmax (SparseDwJob): a fixed sample range per thread,
 // partial sums reduced here.  False if an argmax entry is outside [-1, OH * OW).
 template <class T>
-bool sparse_weights(const Geometry& g, const PoolGeometry& p, const T* x, const T* dy, const int64_t* argmax,
-                    T* dw, T* db) {
+bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* dy,
+                      const int64_t* argmax, T* dx, T* dw, T* db) {
   const int64_t taps = g.kh * g.kw;
   std::fill(dw, dw + g.FN * g.C * taps, T(0));
   std::fill(db, db + g.FN, T(0));
-  if (g.N == 0 || g.FN == 0) return true;
+  if (g.N == 0 || g.FN == 0) {
+    if (dx) std::fill(dx, dx + g.N * g.C * g.H * g.W, T(0));
+    return true;
+  }
   const Kernels<T>& K = kernels<T>();
   SparseDwJob<T> job{};
   job.x = x;
@@ -83,6 +87,7 @@ bool sparse_weights(const Geometry& g, const PoolGeometry& p, const T* x, const 
   job.nvr = ceil_div(g.kw * g.C, K.lanes);
   // the plane, kh zero rows, and slack for a window row's last whole vector
   job.xlen = (Hp + g.kh) * job.Wp * g.C + job.nvr * K.lanes;
+  job.band = std::max<int64_t>(job.P, 1);
   std::vector<int64_t> off1(static_cast<size_t>(job.npix + 1));
   off1[0] = Hp * job.Wp * g.C;
   for (int64_t oy = 0; oy < g.OH; ++oy)
@@ -112,6 +117,18 @@ bool sparse_weights(const Geometry& g, const PoolGeometry& p, const T* x, const 
           dw[((f * g.C + c) * g.kh + ky) * g.kw + kx] = acc;
         }
   }
+  if (!dx) return true;
+  // wr[(f * kh + ky) * ld + kx * C + c] = w[f][c][ky][kx], zero past kw * C
+  AlignedVector<T> wr(static_cast<size_t>(g.FN * g.kh * ld), T(0));
+  for (int64_t f = 0; f < g.FN; ++f)
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t ky = 0; ky < g.kh; ++ky)
+        for (int64_t kx = 0; kx < g.kw; ++kx)
+          wr[(f * g.kh + ky) * ld + kx * g.C + c] = w[((f * g.C + c) * g.kh + ky) * g.kw + kx];
+  job.wr = wr.data();
+  job.dx = dx;
+  // each sample's dx on its own: any split gives the same values
+  for_items(g.N, nt, true, [&](int64_t n, int t) { K.sparse_dx(job, n, scratch.at(t)); });
   return true;
 }
 
@@ -120,23 +137,10 @@ bool sparse_weights(const Geometry& g, const PoolGeometry& p, const T* x, const 
 template <class T>
 bool conv_relu_pool_backward(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* dy,
                              const int64_t* argmax, T* dx, T* dw, T* db) {
-  // dx: the whole batch's pooled gradient dz, then the convolution's data gradient, as the
-  // unfused layers (bit for bit).  From the block cache (support/alloc.h): a fresh 5-7 MB
-  // vector would fault in and zero its pages on every step.
-  if (dx) {
-    struct Free {
-      void operator()(T* q) const { cache_free(q); }
-    };
-    const std::unique_ptr<T, Free> buf(static_cast<T*>(
-        cache_alloc(sizeof(T) * static_cast<size_t>(std::max<int64_t>(g.N * g.FN * g.OH * g.OW, 1)))));
-    T* dz = buf.get();
-    if (!maxpool2d_backward<T>(dy, argmax, dz, g.N * g.FN, g.OH, g.OW, p.ph, p.pw, p.stride, p.pad, p.OH,
-                               p.OW, true))
-      return false;
-    backward_data<T>(g, dz, w, dx);
-  }
-  // dw, db: only the argmax cells of dz are not zero, so the sums skip the others.
-  return sparse_weights<T>(g, p, x, dy, argmax, dw, db);
+  // The convolution's output gradient is dy at each window's argmax and zero elsewhere (3
+  // cells in 4 for 2 x 2 windows): the sums visit the argmax cells only, and that gradient
+  // (5-7 MB for the books' first layers at batch 100) is never written.
+  return sparse_gradients<T>(g, p, x, w, dy, argmax, dx, dw, db);
 }
 
 template void conv_relu_pool_forward<float>(const Geometry&, const PoolGeometry&, const float*, const float*,

@@ -128,7 +128,12 @@ struct SparseDwJob {
   int64_t Wp;              // pixels per row of the copy (W + 2 pad)
   int64_t nvr;             // vectors per window row: ceil(kw * cin / lanes)
   int64_t xlen;            // elements of the copy, zero rows and slack included
+  int64_t band;            // pooled outputs per band (whole rows of them; see sparse_dw)
   const int64_t* off1;     // off1[a + 1]: first element of pixel a's window in xs (a = -1: zeros)
+  // The data gradient (sparse_dx): wr[(fn * kh + ky) * nvr * lanes + kx * cin + c] =
+  // w[fn][c][ky][kx], zero past kw * cin; dx (N, cin, H, W).
+  const T* wr;
+  T* dx;
 };
 
 template <class T>
@@ -153,6 +158,10 @@ struct Kernels {
   // elements; dwp holds FN * kh * nvr * lanes partial sums, db FN.  False (sums then
   // meaningless) if an argmax entry is outside [-1, npix).
   bool (*sparse_dw)(const SparseDwJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwp, double* db);
+  // Sample n of the data gradient from the same job (argmax already checked): each pooled
+  // output's dy times wr[fn] added to its window in a zeroed copy laid out as xs, whose
+  // interior then goes to dx[n].  scratch holds sparse_dw_scratch() elements.
+  void (*sparse_dx)(const SparseDwJob<T>& job, int64_t n, T* scratch);
 };
 
 template <class T>

@@ -16,7 +16,7 @@
 //   kernels_dw.h       channel-lane weight gradient (DwJob)
 //   kernels_flat.h     pixel-lane stride-1 convolution (FlatJob)
 //   kernels_flat_dw.h  pixel-lane stride-1 weight gradient (FlatDwJob)
-//   kernels_sparse_dw.h  weight gradient from a max pool's argmax (SparseDwJob)
+//   kernels_sparse_dw.h  weight and data gradients from a max pool's argmax (SparseDwJob)
 // No include guard: each ISA file includes this once, inside its namespace.
 
 #include "kernels_pack.h"
@@ -37,5 +37,6 @@ void fill_kernels(Kernels<typename VT::T>* k) {
   k->flat_conv = &flat_conv<VT>;
   k->flat_dw = &flat_dw<VT>;
   k->sparse_dw = &sparse_dw<VT>;
+  k->sparse_dx = &sparse_dx<VT>;
   k->same_nout = 0;
 }

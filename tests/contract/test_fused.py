@@ -130,7 +130,7 @@ CONV_POOL_CASES = [
 @pytest.mark.parametrize("need_dx", [True, False])
 def test_conv_relu_maxpool_is_the_composition(backend, case, dtype, need_dx):
     """conv2d_relu_maxpool2d_* equal conv2d_* then relu_maxpool2d_* on the same backend: bit for
-    bit, except cpp's dW and db, which sum the argmax cells only (the others are zeros), in
+    bit, except cpp's gradients, which visit the argmax cells only (the others are zeros), in
     another order: to the matrix's tolerances."""
     N, C, H, W, FN, k, stride, pad, ph, pw, ps, pp = case
     x = _x((N, C, H, W), dtype, 11, strided=N % 2 == 1)
@@ -147,10 +147,10 @@ def test_conv_relu_maxpool_is_the_composition(backend, case, dtype, need_dx):
     got = ops.conv2d_relu_maxpool2d_backward(dy, ctx, need_dx=need_dx)
     want = ops.conv2d_backward(ops.relu_maxpool2d_backward(dy, pctx), zctx, need_dx=need_dx)
     assert (got[0] is None) == (not need_dx)
-    if need_dx:
-        np.testing.assert_array_equal(got[0], want[0])
-    for g, wnt in zip(got[1:], want[1:]):
-        assert g.dtype == dtype
+    for g, wnt in zip(got, want):
+        if g is None:
+            continue
+        assert g.dtype == dtype and g.shape == wnt.shape
         if backend == "cpp":
             _close(g, wnt, dtype)
         else:

@@ -3,7 +3,9 @@
 One body per backend, float32 and float64: SimpleConvNet and DeepConvNet give the same
 loss and gradients with fusion on and off (two models built from one seed, so weights and
 dropout masks agree), and the switch really changes the path (fused_counts), never the
-book's layer sequence.
+book's layer sequence.  Bit for bit, except on cpp, whose ``Convolution -> Relu -> Pooling``
+backward visits the pool's argmax cells only and sums in another order: there the gradients
+agree to rounding (the relative tolerances below, against each gradient's largest value).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from fastdl.models import DeepConvNet, SimpleConvNet
 from fastdl.models._fuse import ConvRelu, ConvReluPool, ReluPool, compile_layers, fused_counts
 
 DTYPES = [np.float32, np.float64]
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
 @pytest.fixture
@@ -56,10 +59,15 @@ def test_fused_model_equals_unfused(backend, fusion, dtype, net, batch):
     loss_f, grads_f, ran_f = _loss_and_grads(make, True, fusion, x, t)
     loss_u, grads_u, ran_u = _loss_and_grads(make, False, fusion, x, t)
     assert ran_f > 0 and ran_u == 0, "the switch must change the path"
-    assert loss_f == loss_u
+    assert loss_f == loss_u  # the forward is bit for bit on every backend
     assert grads_f.keys() == grads_u.keys()
     for key in grads_f:
-        np.testing.assert_array_equal(grads_f[key], grads_u[key], err_msg=key)
+        if backend == "cpp":
+            scale = float(np.abs(grads_u[key]).max()) or 1.0
+            np.testing.assert_allclose(grads_f[key], grads_u[key], rtol=TOL[dtype], atol=TOL[dtype] * scale,
+                                       err_msg=key)
+        else:
+            np.testing.assert_array_equal(grads_f[key], grads_u[key], err_msg=key)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
