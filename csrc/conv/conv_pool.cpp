@@ -3,7 +3,7 @@
 // output (5-7 MB for the books' first layers at batch 100) never goes to memory and back.
 // The forward's kernels are the unfused ones, called on a chunk (inside a task they run on
 // its thread alone: num_threads() is 1 there), so its values are the unfused ones bit for bit.
-// The backward has kernels of its own (kernels_sparse_dw.h): the pooled gradient is zero but
+// The backward has kernels of its own (kernels_sparse.h): the pooled gradient is zero but
 // at each window's argmax, and they visit those cells only, so the gradients equal the unfused
 // ones to rounding.
 #include <algorithm>
@@ -56,8 +56,9 @@ void conv_relu_pool_forward(const Geometry& g, const PoolGeometry& p, const T* x
 
 namespace {
 
-// dw, db from the pool's gradient and argmax (SparseDwJob): a fixed sample range per thread,
-// partial sums reduced here.  False if an argmax entry is outside [-1, OH * OW).
+// dx, dw, db from the pool's gradient and argmax (SparseJob): a fixed sample range per
+// thread (dx per sample; dw, db partial sums reduced here).  False if an argmax entry is
+// outside [-1, OH * OW).
 template <class T>
 bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* dy,
                       const int64_t* argmax, T* dx, T* dw, T* db) {
@@ -69,7 +70,7 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
     return true;
   }
   const Kernels<T>& K = kernels<T>();
-  SparseDwJob<T> job{};
+  SparseJob<T> job{};
   job.x = x;
   job.dy = dy;
   job.argmax = argmax;
@@ -82,27 +83,35 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
   job.kw = g.kw;
   job.pad = g.pad;
   job.npix = g.OH * g.OW;
-  const int64_t Hp = g.H + 2 * g.pad;
   job.Wp = g.W + 2 * g.pad;
   job.nvr = ceil_div(g.kw * g.C, K.lanes);
-  // the plane, kh zero rows, and slack for a window row's last whole vector
-  job.xlen = (Hp + g.kh) * job.Wp * g.C + job.nvr * K.lanes;
-  job.band = std::max<int64_t>(job.P, 1);
-  std::vector<int64_t> off1(static_cast<size_t>(job.npix + 1));
-  off1[0] = Hp * job.Wp * g.C;
+  job.xlen = (g.H + 2 * g.pad) * job.Wp * g.C + job.nvr * K.lanes;  // slack: a row's last whole vector
+  // off1[a + 1]: pixel a's window; off1[0], for a = -1 (listed, not counted), any valid one
+  std::vector<int64_t> off1(static_cast<size_t>(job.npix + 1), 0);
   for (int64_t oy = 0; oy < g.OH; ++oy)
     for (int64_t ox = 0; ox < g.OW; ++ox) off1[1 + oy * g.OW + ox] = (oy * g.stride * job.Wp + ox * g.stride) * g.C;
   job.off1 = off1.data();
-  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), g.N));
   const int64_t ld = job.nvr * K.lanes, part = g.FN * g.kh * ld;
-  Scratch<T> scratch(sparse_dw_scratch(job), nt);
+  AlignedVector<T> wr;
+  if (dx) {
+    wr.assign(static_cast<size_t>(part), T(0));
+    for (int64_t f = 0; f < g.FN; ++f)
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t ky = 0; ky < g.kh; ++ky)
+          for (int64_t kx = 0; kx < g.kw; ++kx)
+            wr[(f * g.kh + ky) * ld + kx * g.C + c] = w[((f * g.C + c) * g.kh + ky) * g.kw + kx];
+    job.wr = wr.data();
+    job.dx = dx;
+  }
+  const int nt = static_cast<int>(std::min<int64_t>(num_threads(), g.N));
+  Scratch<T> scratch(sparse_layout(job).size, nt);
   std::vector<T> dwp(static_cast<size_t>(part * nt), T(0));
   std::vector<double> dbt(static_cast<size_t>(g.FN * nt), 0.0);
   std::vector<char> ok(static_cast<size_t>(nt), 1);
   // A fixed sample range per thread: the partial sums do not depend on timing.
   for_items(nt, nt, false, [&](int64_t i, int t) {
-    ok[t] = K.sparse_dw(job, g.N * i / nt, g.N * (i + 1) / nt, scratch.at(t), dwp.data() + part * t,
-                        dbt.data() + g.FN * t);
+    ok[t] = K.sparse_backward(job, g.N * i / nt, g.N * (i + 1) / nt, scratch.at(t), dwp.data() + part * t,
+                              dbt.data() + g.FN * t);
   });
   if (std::find(ok.begin(), ok.end(), 0) != ok.end()) return false;
   for (int64_t f = 0; f < g.FN; ++f) {
@@ -117,18 +126,6 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
           dw[((f * g.C + c) * g.kh + ky) * g.kw + kx] = acc;
         }
   }
-  if (!dx) return true;
-  // wr[(f * kh + ky) * ld + kx * C + c] = w[f][c][ky][kx], zero past kw * C
-  AlignedVector<T> wr(static_cast<size_t>(g.FN * g.kh * ld), T(0));
-  for (int64_t f = 0; f < g.FN; ++f)
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t ky = 0; ky < g.kh; ++ky)
-        for (int64_t kx = 0; kx < g.kw; ++kx)
-          wr[(f * g.kh + ky) * ld + kx * g.C + c] = w[((f * g.C + c) * g.kh + ky) * g.kw + kx];
-  job.wr = wr.data();
-  job.dx = dx;
-  // each sample's dx on its own: any split gives the same values
-  for_items(g.N, nt, true, [&](int64_t n, int t) { K.sparse_dx(job, n, scratch.at(t)); });
   return true;
 }
 

@@ -109,17 +109,20 @@ struct FlatDwJob {
   const T* gate;
 };
 
-// Weight gradient of a convolution followed by a ReLU and a max pool (conv_pool.cpp), from
-// the pool's gradient dy and argmax alone: the gradient of the convolution's output is dy at
-// each window's argmax and 0 elsewhere (3 of 4 cells for 2 x 2 windows), so
-// dW[fn] += dy[fn][j] * (the input window of conv output pixel argmax[fn][j]) over the pooled
-// outputs j whose argmax is not -1 (no gradient passes the ReLU there).  One sample's input
-// is copied, zero-padded, channel-innermost: xs[(yy * Wp + xx) * cin + c] = x[c][yy - pad][xx - pad]
-// (Hp = H + 2 pad rows of Wp = W + 2 pad pixels, then kh rows of zeros that argmax -1 reads),
-// so each of a window's kh rows is one run of kw * cin elements, read as `nvr` vectors; dwp[(fn * kh + ky) * nvr * lanes + kx * cin + c] accumulates the sums (lanes past
-// `row` hold junk the caller ignores).
+// Gradients of a convolution followed by a ReLU and a max pool (conv_pool.cpp), from the
+// pool's gradient dy and argmax alone: the gradient of the convolution's output is dy at
+// each window's argmax and 0 elsewhere (3 of 4 cells for 2 x 2 windows).  For each pooled
+// output j whose argmax a is not -1 (no gradient passes the ReLU at -1):
+//   dW[fn] += dy[fn][j] * (the input window of conv output pixel a),
+//   (the window of a in dx) += dy[fn][j] * W[fn].
+// One sample's input is copied, zero-padded, channel-innermost:
+// xs[(yy * Wp + xx) * cin + c] = x[c][yy - pad][xx - pad] (H + 2 pad rows of Wp = W + 2 pad
+// pixels, then slack), so each of a window's kh rows is one run of kw * cin elements, read
+// as `nvr` vectors; dx is summed in a copy laid out the same way.  dwp[(fn * kh + ky) * nvr *
+// lanes + kx * cin + c] accumulates the weight gradient (lanes past kw * cin hold junk the
+// caller ignores).
 template <class T>
-struct SparseDwJob {
+struct SparseJob {
   const T* x;              // (N, cin, H, W)
   const T* dy;             // (N, FN, P): the pooled gradient
   const int64_t* argmax;   // (N, FN, P): conv output pixel oy * OW + ox, or -1
@@ -127,14 +130,30 @@ struct SparseDwJob {
   int64_t npix;            // conv output pixels (OH * OW): argmax must be < npix
   int64_t Wp;              // pixels per row of the copy (W + 2 pad)
   int64_t nvr;             // vectors per window row: ceil(kw * cin / lanes)
-  int64_t xlen;            // elements of the copy, zero rows and slack included
-  int64_t band;            // pooled outputs per band (whole rows of them; see sparse_dw)
-  const int64_t* off1;     // off1[a + 1]: first element of pixel a's window in xs (a = -1: zeros)
-  // The data gradient (sparse_dx): wr[(fn * kh + ky) * nvr * lanes + kx * cin + c] =
-  // w[fn][c][ky][kx], zero past kw * cin; dx (N, cin, H, W).
-  const T* wr;
-  T* dx;
+  int64_t xlen;            // elements of the copy, slack included
+  const int64_t* off1;     // off1[a + 1]: first element of pixel a's window in xs (off1[0]: any)
+  const T* wr;             // wr[(fn * kh + ky) * nvr * lanes + kx * cin + c] = W[fn][c][ky][kx], 0 past kw * cin
+  T* dx;                   // (N, cin, H, W), or nullptr: no data gradient
 };
+
+// Where sparse_backward's scratch holds what (in elements of T, 64-byte aligned): the list
+// of one channel's window offsets (int64) at 0, their dy at g, the input copy at xs, the copy
+// of dx at dxs; `size` in all.
+struct SparseLayout {
+  int64_t g, xs, dxs, size;
+};
+
+template <class T>
+inline SparseLayout sparse_layout(const SparseJob<T>& j) {
+  constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(T));
+  const auto up = [](int64_t n) { return (n + line - 1) / line * line; };
+  SparseLayout l{};
+  l.g = up(j.P * 8 / static_cast<int64_t>(sizeof(T)));
+  l.xs = l.g + up(j.P);
+  l.dxs = l.xs + up(j.xlen);
+  l.size = l.dxs + (j.dx ? up(j.xlen) : 0);
+  return l;
+}
 
 template <class T>
 struct Kernels {
@@ -154,14 +173,11 @@ struct Kernels {
   // Samples n0..n1-1 of a flat weight gradient; scratch holds flat_dw_scratch() elements;
   // dwv holds FN * K * lanes partial sums, db FN.
   void (*flat_dw)(const FlatDwJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwv, double* db);
-  // Samples n0..n1-1 of a sparse weight gradient; scratch holds sparse_dw_scratch()
-  // elements; dwp holds FN * kh * nvr * lanes partial sums, db FN.  False (sums then
-  // meaningless) if an argmax entry is outside [-1, npix).
-  bool (*sparse_dw)(const SparseDwJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwp, double* db);
-  // Sample n of the data gradient from the same job (argmax already checked): each pooled
-  // output's dy times wr[fn] added to its window in a zeroed copy laid out as xs, whose
-  // interior then goes to dx[n].  scratch holds sparse_dw_scratch() elements.
-  void (*sparse_dx)(const SparseDwJob<T>& job, int64_t n, T* scratch);
+  // Samples n0..n1-1 of the gradients from a max pool's argmax: dx (if job.dx) written,
+  // dwp (FN * kh * nvr * lanes partial sums) and db (FN) added to; scratch holds
+  // sparse_layout(job).size elements.  False (results then meaningless) if an argmax entry is
+  // outside [-1, npix).
+  bool (*sparse_backward)(const SparseJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwp, double* db);
 };
 
 template <class T>
@@ -172,11 +188,6 @@ inline int64_t flat_scratch(const FlatJob<T>& j, int64_t lanes) {
 template <class T>
 inline int64_t flat_dw_scratch(const FlatDwJob<T>& j) {
   return j.shifted ? j.kw * j.cin * j.lx + (j.gate ? j.FN * j.ld : 0) : j.cin * j.lx + j.FN * j.ld;
-}
-
-template <class T>
-inline int64_t sparse_dw_scratch(const SparseDwJob<T>& j) {
-  return j.xlen;
 }
 
 // Output pixels buffered per tile_group step: about 32 KiB of results, whole vectors.

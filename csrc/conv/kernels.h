@@ -16,7 +16,7 @@
 //   kernels_dw.h       channel-lane weight gradient (DwJob)
 //   kernels_flat.h     pixel-lane stride-1 convolution (FlatJob)
 //   kernels_flat_dw.h  pixel-lane stride-1 weight gradient (FlatDwJob)
-//   kernels_sparse_dw.h  weight and data gradients from a max pool's argmax (SparseDwJob)
+//   kernels_sparse.h   weight and data gradients from a max pool's argmax (SparseJob)
 // No include guard: each ISA file includes this once, inside its namespace.
 
 #include "kernels_pack.h"
@@ -24,7 +24,7 @@
 #include "kernels_dw.h"
 #include "kernels_flat.h"
 #include "kernels_flat_dw.h"
-#include "kernels_sparse_dw.h"
+#include "kernels_sparse.h"
 
 // The table the dispatch (dispatch.cpp) reads.
 template <class VT>
@@ -36,7 +36,6 @@ void fill_kernels(Kernels<typename VT::T>* k) {
   k->dw_group = &dw_group<VT>;
   k->flat_conv = &flat_conv<VT>;
   k->flat_dw = &flat_dw<VT>;
-  k->sparse_dw = &sparse_dw<VT>;
-  k->sparse_dx = &sparse_dx<VT>;
+  k->sparse_backward = &sparse_backward<VT>;
   k->same_nout = 0;
 }

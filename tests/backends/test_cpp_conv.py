@@ -88,6 +88,8 @@ _CHECK = textwrap.dedent("""
                     continue
                 dyp = rng.standard_normal(yp.shape).astype(dt)
                 got = _cpp.conv2d_relu_maxpool2d_backward(dyp, sp, True)
+                alone = _cpp.conv2d_relu_maxpool2d_backward(dyp, sp, False)  # dW, db: the same sums
+                assert alone[0] is None and all(np.array_equal(a, h) for a, h in zip(alone[1:], got[1:])), shape
                 r64, rs = ref.conv2d_relu_maxpool2d_forward(x.astype(np.float64), w.astype(np.float64),
                                                             b.astype(np.float64), s, p, ph, ph, ps, pp)
                 want = ref.conv2d_relu_maxpool2d_backward(dyp.astype(np.float64), rs, True)
