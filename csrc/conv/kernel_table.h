@@ -148,8 +148,8 @@ inline SparseLayout sparse_layout(const SparseJob<T>& j) {
   constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(T));
   const auto up = [](int64_t n) { return (n + line - 1) / line * line; };
   SparseLayout l{};
-  l.g = up(j.P * 8 / static_cast<int64_t>(sizeof(T)));
-  l.xs = l.g + up(j.P);
+  l.g = up((j.P + 16) * 8 / static_cast<int64_t>(sizeof(T)));  // 16: the lists' slack (kSparseSlack)
+  l.xs = l.g + up(j.P + 16);
   l.dxs = l.xs + up(j.xlen);
   l.size = l.dxs + (j.dx ? up(j.xlen) : 0);
   return l;

@@ -82,6 +82,48 @@ struct VD {
 
 #include "kernels.h"
 
+// SparseList (kernels_sparse.h) eight entries at a time: the live lanes' window offsets
+// gathered and compressed, their dy compressed, and whole vectors stored (the lists have
+// slack for them); db in eight double lanes.
+template <class VT>
+struct SparseList8 {
+  using T = typename VT::T;
+  static int64_t run(const int64_t* am, const T* dy, int64_t P, const int64_t* off1, int64_t npix, int64_t* off,
+                     T* g, bool& ok, double& sum) {
+    const __m512i minus1 = _mm512_set1_epi64(-1), top = _mm512_set1_epi64(npix), one = _mm512_set1_epi64(1);
+    __m512d acc = _mm512_setzero_pd();
+    __mmask8 bad = 0;
+    int64_t cnt = 0;
+    for (int64_t i = 0; i < P; i += 8) {
+      const __mmask8 m = P - i >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << (P - i)) - 1u);
+      const __m512i a = _mm512_maskz_loadu_epi64(m, am + i);
+      const __mmask8 in = _mm512_mask_cmpge_epi64_mask(m, a, minus1) & _mm512_cmplt_epi64_mask(a, top);
+      const __mmask8 live = _mm512_mask_cmpge_epi64_mask(in, a, _mm512_setzero_si512());
+      bad |= static_cast<__mmask8>(m & ~in);
+      const __m512i o = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), live, _mm512_add_epi64(a, one), off1, 8);
+      _mm512_storeu_si512(off + cnt, _mm512_maskz_compress_epi64(live, o));
+      __m512d d;
+      if constexpr (sizeof(T) == 4) {
+        const __m256 v = _mm256_maskz_loadu_ps(m, dy + i);
+        _mm256_storeu_ps(g + cnt, _mm256_maskz_compress_ps(live, v));
+        d = _mm512_cvtps_pd(v);
+      } else {
+        d = _mm512_maskz_loadu_pd(m, dy + i);
+        _mm512_storeu_pd(g + cnt, _mm512_maskz_compress_pd(live, d));
+      }
+      acc = _mm512_mask_add_pd(acc, live, acc, d);
+      cnt += __builtin_popcount(static_cast<unsigned>(live));
+    }
+    ok = ok && bad == 0;
+    sum += _mm512_reduce_add_pd(acc);
+    return cnt;
+  }
+};
+template <>
+struct SparseList<VF> : SparseList8<VF> {};
+template <>
+struct SparseList<VD> : SparseList8<VD> {};
+
 // PREFETCHW (all AVX-512 CPUs have it): fetch the line for writing; never faults.
 inline void prefetch_write(const void* p) {
   asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));

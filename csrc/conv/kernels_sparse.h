@@ -205,6 +205,41 @@ inline double keep_if(double v, bool keep) {
   return v;
 }
 
+// The list of one channel's pooled outputs that passed the ReLU (argmax a >= 0): off[k] =
+// off1[a + 1], g[k] = dy[i] for the k-th of them; the count is returned.  ok becomes false
+// if an entry is outside [-1, npix); sum gets the listed dy (db, in double).  off and g
+// have room for kSparseSlack entries past P.  This one is for any ISA, without branches;
+// kernels_avx512.cpp specialises it.
+constexpr int64_t kSparseSlack = 16;
+
+template <class VT>
+struct SparseList {
+  static int64_t run(const int64_t* am, const typename VT::T* dy, int64_t P, const int64_t* off1, int64_t npix,
+                     int64_t* off, typename VT::T* g, bool& ok, double& sum) {
+    int64_t cnt = 0;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four sums: one would be a chain of adds
+    const auto add = [&](int64_t i) __attribute__((always_inline)) {
+      const int64_t a = am[i];
+      const bool in = a >= -1 && a < npix, live = a >= 0;
+      ok &= in;
+      off[cnt] = off1[in ? a + 1 : 0];
+      g[cnt] = dy[i];
+      cnt += live;
+      return static_cast<double>(keep_if(dy[i], live));
+    };
+    int64_t i = 0;
+    for (; i + 4 <= P; i += 4) {
+      s0 += add(i);
+      s1 += add(i + 1);
+      s2 += add(i + 2);
+      s3 += add(i + 3);
+    }
+    for (; i < P; ++i) s0 += add(i);
+    sum += (s0 + s1) + (s2 + s3);
+    return cnt;
+  }
+};
+
 template <class VT>
 bool sparse_backward(const SparseJob<typename VT::T>& job, int64_t n0, int64_t n1, typename VT::T* scratch,
                      typename VT::T* dwp, double* db) {
@@ -240,30 +275,11 @@ bool sparse_backward(const SparseJob<typename VT::T>& job, int64_t n0, int64_t n
     for (int64_t f = 0; f < job.FN; ++f) {
       const T* dy = job.dy + (n * job.FN + f) * job.P;
       const int64_t* am = job.argmax + (n * job.FN + f) * job.P;
-      // The list of the outputs that passed the ReLU (argmax >= 0), without branches; the
-      // range check; db in four interleaved double sums (one would be a chain of adds).
-      int64_t cnt = 0;
-      double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
       bool ok = true;
-      const auto list = [&](int64_t i) __attribute__((always_inline)) {
-        const int64_t a = am[i];
-        const bool in = a >= -1 && a < job.npix, live = a >= 0;
-        ok &= in;
-        off[cnt] = job.off1[in ? a + 1 : 0];
-        g[cnt] = dy[i];
-        cnt += live;
-        return static_cast<double>(keep_if(dy[i], live));
-      };
-      int64_t i = 0;
-      for (; i + 4 <= job.P; i += 4) {
-        s0 += list(i);
-        s1 += list(i + 1);
-        s2 += list(i + 2);
-        s3 += list(i + 3);
-      }
-      for (; i < job.P; ++i) s0 += list(i);
+      double sum = 0;
+      const int64_t cnt = SparseList<VT>::run(am, dy, job.P, job.off1, job.npix, off, g, ok, sum);
       if (!ok) return false;
-      db[f] += (s0 + s1) + (s2 + s3);
+      db[f] += sum;
       tiles(DxTag<false>{}, xs, dwp + f * job.kh * ld, nullptr, cnt);
       if (job.dx) tiles(DxTag<true>{}, dxs, nullptr, job.wr + f * job.kh * ld, cnt);
     }
