@@ -23,7 +23,7 @@ void backward_data(const Geometry& g, const T* dy, const T* w, T* dx, const T* g
     std::vector<int64_t> off;
     FlatJob<T> job{dy, g.FN * g.OH * g.OW, g.FN, g.OH, g.OW, g.kh - 1 - g.pad, g.kw - 1 - g.pad,
                    g.kh, g.kw, g.H, g.W, 0, 0, 0, 0, wt.data(), nullptr, g.C, dx,
-                   g.C * g.H * g.W, nullptr, false, gate};
+                   g.C * g.H * g.W, nullptr, false, gate, nullptr, nullptr};
     flat_geometry(job, off, K.lanes);
     run_flat(K, job, g.N);
     return;

@@ -37,7 +37,7 @@ FlatDwJob<T> flat_dw_job(const Geometry& g, const T* x, const T* dy, const T* ga
         for (int64_t kx = 0; kx < g.kw; ++kx) off.push_back((kx * g.C + c) * job.lx + ky * g.OW);
   } else {
     FlatJob<T> xg{x, g.C * g.H * g.W, g.C, g.H, g.W, g.pad, g.pad, g.kh, g.kw, g.OH, g.OW,
-                  0, 0, 0, 0, nullptr, nullptr, 0, nullptr, 0, nullptr, false, nullptr};
+                  0, 0, 0, 0, nullptr, nullptr, 0, nullptr, 0, nullptr, false, nullptr, nullptr, nullptr};
     flat_geometry(xg, off, lanes);
     job.lx = xg.lp;
     job.Wp = xg.Wp;

@@ -11,6 +11,7 @@
 
 #include "pool/pool.h"
 #include "schedule.h"
+#include "support/cpu.h"
 
 namespace fastdl {
 namespace conv {
@@ -35,16 +36,46 @@ int64_t chunk_samples(const Geometry& g) {
 
 }  // namespace
 
+// Where the flat kernels run without their direct "same" kernel and the pool is the book's
+// (2 x 2, stride 2, no padding) on AVX-512: each sample's sums go from the kernel's own buffer
+// to the pool with the bias added as they are loaded (the values conv + bias as its store
+// would round them, so bit for bit), and the convolution's output is never stored.
+template <class T>
+struct PoolSink {
+  const T* bias;
+  T* y;
+  int64_t* argmax;
+  int64_t FN, OH, OW, Wp, P;
+
+  static void run(const void* ctx, int64_t n, const T* obuf, int64_t ld) {
+    const PoolSink& s = *static_cast<const PoolSink*>(ctx);
+    for (int64_t o = 0; o < s.FN; ++o) {
+      const T b = s.bias ? s.bias[o] : T(0);
+      T* yo = s.y + (n * s.FN + o) * s.P;
+      int64_t* ao = s.argmax + (n * s.FN + o) * s.P;
+      if constexpr (sizeof(T) == 4)
+        maxpool2x2_bias_relu_f32_avx512(obuf + o * ld, s.Wp, b, yo, ao, s.OH, s.OW);
+      else
+        maxpool2x2_bias_relu_f64_avx512(obuf + o * ld, s.Wp, b, yo, ao, s.OH, s.OW);
+    }
+  }
+};
+
 template <class T>
 void conv_relu_pool_forward(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* bias,
                             T* y, int64_t* argmax) {
   if (g.N == 0 || g.FN == 0) return;
   const int64_t xs = g.C * g.H * g.W, zs = g.FN * g.OH * g.OW, ys = g.FN * p.OH * p.OW;
+  const ForwardPlan<T> conv(g, w, bias, false);  // the weights packed once for all chunks
+  if (p.ph == 2 && p.pw == 2 && p.stride == 2 && p.pad == 0 && cpu_level() == CpuLevel::AVX512 && conv.sinks()) {
+    const PoolSink<T> sink{bias, y, argmax, g.FN, g.OH, g.OW, conv.row_stride(), p.OH * p.OW};
+    conv.run_sink(x, g.N, &PoolSink<T>::run, &sink);
+    return;
+  }
   const auto groups = make_groups(g.N, static_cast<int>(chunk_samples<T>(g)), num_threads());
   const int64_t cmax = groups.front().second;  // make_groups: sizes differ by at most one
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), groups.size()));
   Scratch<T> z(cmax * zs, nt);
-  const ForwardPlan<T> conv(g, w, bias, false);  // the weights packed once for all chunks
   for_items(static_cast<int64_t>(groups.size()), nt, true, [&](int64_t i, int t) {
     const int64_t n0 = groups[i].first, m = groups[i].second;
     T* zt = z.at(t);

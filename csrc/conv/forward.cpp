@@ -8,8 +8,8 @@ namespace conv {
 template <class T>
 ForwardPlan<T>::ForwardPlan(const Geometry& g, const T* w, const T* bias, bool relu) : K_(kernels<T>()) {
   const int64_t nv = ceil_div(g.FN, K_.lanes), np = nv * K_.lanes, taps = g.kh * g.kw;
-  flat_ = use_flat(g.stride, g.FN, g.C * taps, K_.lanes,
-                   same_direct(K_, g.H, g.W, g.OH, g.OW, g.pad, g.kh, g.kw, g.FN));
+  same_ = same_direct(K_, g.H, g.W, g.OH, g.OW, g.pad, g.kh, g.kw, g.FN);
+  flat_ = use_flat(g.stride, g.FN, g.C * taps, K_.lanes, same_);
   if (flat_) {
     // wt[k * FN + fn] = W[fn, k] for k = (c, ky, kx)
     wt_.assign(static_cast<size_t>(std::max<int64_t>(g.C * taps * g.FN, 1)), T(0));
@@ -17,7 +17,7 @@ ForwardPlan<T>::ForwardPlan(const Geometry& g, const T* w, const T* bias, bool r
       for (int64_t k = 0; k < g.C * taps; ++k) wt_[k * g.FN + f] = w[f * g.C * taps + k];
     flat_job_ = FlatJob<T>{nullptr, g.C * g.H * g.W, g.C, g.H, g.W, g.pad, g.pad, g.kh, g.kw, g.OH, g.OW,
                            0, 0, 0, 0, wt_.data(), nullptr, g.FN, nullptr, g.FN * g.OH * g.OW, bias, relu,
-                           nullptr};
+                           nullptr, nullptr, nullptr};
     flat_geometry(flat_job_, off_, K_.lanes);
     return;
   }
@@ -60,6 +60,16 @@ void ForwardPlan<T>::run(const T* x, T* y, int64_t N) const {
     job.dst = y;
     run_tiles(K_, job, N);
   }
+}
+
+template <class T>
+void ForwardPlan<T>::run_sink(const T* x, int64_t N, void (*sink)(const void*, int64_t, const T*, int64_t),
+                              const void* ctx) const {
+  FlatJob<T> job = flat_job_;
+  job.src = x;
+  job.sink = sink;
+  job.sink_ctx = ctx;
+  run_flat(K_, job, N);
 }
 
 template <class T>

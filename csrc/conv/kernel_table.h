@@ -77,6 +77,10 @@ struct FlatJob {
   const T* bias;           // (nout,) or nullptr
   bool relu;               // store max(result + bias, 0) (NaN kept), as relu_forward
   const T* gate;           // laid out as src, or nullptr: src is read as src * (gate > 0)
+  // If set, dst is not written: sink(sink_ctx, n, obuf, ld) gets sample n's sums without
+  // the bias, channel o's plane at obuf + o * ld with rows Wp apart (OW of each real).
+  void (*sink)(const void* ctx, int64_t n, const T* obuf, int64_t ld);
+  const void* sink_ctx;
 };
 
 // Weight gradient for stride 1 with pixels in the vector lanes: per sample,

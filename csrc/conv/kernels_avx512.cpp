@@ -256,7 +256,7 @@ void flat_conv_same(const FlatJob<typename VT::T>& job, int64_t n0, int64_t n1,
   using Mask = typename VT::Mask;
   using Idx = typename VT::Idx;
   constexpr int L = VT::W;
-  if (!same_ok<VT>(job)) {
+  if (job.sink || !same_ok<VT>(job)) {  // the direct kernel writes dst itself
     flat_conv<VT>(job, n0, n1, scratch);
     return;
   }

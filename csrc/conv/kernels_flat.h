@@ -78,6 +78,10 @@ void flat_conv(const FlatJob<typename VT::T>& job, int64_t n0, int64_t n1, typen
         pick_flat<VT, VT::FLAT_V>(vc, fc)(job, xp, v0, f0, obuf);
       }
     }
+    if (job.sink) {
+      job.sink(job.sink_ctx, n, obuf, ld);
+      continue;
+    }
     for (int64_t o = 0; o < job.nout; ++o) {
       const T b = job.bias ? job.bias[o] : T(0);
       T* d = job.dst + n * job.dst_stride + o * job.OH * job.OW;

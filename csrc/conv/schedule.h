@@ -158,10 +158,15 @@ class ForwardPlan {
   ForwardPlan& operator=(const ForwardPlan&) = delete;
   // y (N, FN, OH, OW) = the convolution of x (N, C, H, W), as forward().
   void run(const T* x, T* y, int64_t N) const;
+  // Whether run_sink applies: the flat kernels, without their direct "same" kernel.
+  bool sinks() const { return flat_ && !same_; }
+  // The flat kernels' sums of each sample handed to sink (FlatJob::sink) instead of stored.
+  void run_sink(const T* x, int64_t N, void (*sink)(const void*, int64_t, const T*, int64_t), const void* ctx) const;
+  int64_t row_stride() const { return flat_job_.Wp; }
 
  private:
   const Kernels<T>& K_;
-  bool flat_ = false;
+  bool flat_ = false, same_ = false;
   AlignedVector<T> wt_;       // flat: wt[k * FN + fn]; tiles: the packed B
   std::vector<int64_t> off_;  // flat: tap offsets
   Runs runs_;                 // tiles: each output pixel's taps

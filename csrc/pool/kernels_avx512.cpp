@@ -26,15 +26,20 @@ inline uint32_t low_bits(int64_t n) { return n >= 32 ? 0xFFFFFFFFu : ((1u << n) 
 
 }  // namespace
 
-void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* am, int64_t H, int64_t W, bool relu) {
+namespace {
+
+// Rows ldx apart; Bias: b added to every cell as it is loaded (z = x + b, then pooled).
+template <bool Bias>
+void pool2x2_f32(const float* x, int64_t ldx, float b, float* y, int64_t* am, int64_t H, int64_t W, bool relu) {
   const int64_t OH = H / 2, OW = W / 2;
+  const __m512 bv = _mm512_set1_ps(b);
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const __m512i o1 = _mm512_set1_epi32(1), oW = _mm512_set1_epi32(static_cast<int>(W)),
                 oW1 = _mm512_set1_epi32(static_cast<int>(W + 1));
   for (int64_t oy = 0; oy < OH; ++oy) {
-    const float* r0 = x + 2 * oy * W;
-    const float* r1 = r0 + W;
+    const float* r0 = x + 2 * oy * ldx;
+    const float* r1 = r0 + ldx;
     float* yr = y + oy * OW;
     int64_t* ar = am + oy * OW;
     for (int64_t ox = 0; ox < OW; ox += 16) {
@@ -42,10 +47,16 @@ void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* am, int64_
       const __mmask16 m = static_cast<__mmask16>(low_bits(n));
       const uint32_t m2 = low_bits(2 * n);
       const __mmask16 mlo = static_cast<__mmask16>(m2), mhi = static_cast<__mmask16>(m2 >> 16);
-      const __m512 a0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox);
-      const __m512 b0 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
-      const __m512 a1 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox);
-      const __m512 b1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
+      __m512 a0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox);
+      __m512 b0 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
+      __m512 a1 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox);
+      __m512 b1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
+      if (Bias) {
+        a0 = _mm512_add_ps(a0, bv);
+        b0 = _mm512_add_ps(b0, bv);
+        a1 = _mm512_add_ps(a1, bv);
+        b1 = _mm512_add_ps(b1, bv);
+      }
       __m512 best = _mm512_permutex2var_ps(a0, even, b0);
       __m512i off = _mm512_setzero_si512();
       const __m512 c1 = _mm512_permutex2var_ps(a0, odd, b0);
@@ -77,14 +88,16 @@ void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* am, int64_
   }
 }
 
-void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int64_t H, int64_t W, bool relu) {
+template <bool Bias>
+void pool2x2_f64(const double* x, int64_t ldx, double b, double* y, int64_t* am, int64_t H, int64_t W, bool relu) {
   const int64_t OH = H / 2, OW = W / 2;
+  const __m512d bv = _mm512_set1_pd(b);
   const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
   const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
   const __m512i o1 = _mm512_set1_epi64(1), oW = _mm512_set1_epi64(W), oW1 = _mm512_set1_epi64(W + 1);
   for (int64_t oy = 0; oy < OH; ++oy) {
-    const double* r0 = x + 2 * oy * W;
-    const double* r1 = r0 + W;
+    const double* r0 = x + 2 * oy * ldx;
+    const double* r1 = r0 + ldx;
     double* yr = y + oy * OW;
     int64_t* ar = am + oy * OW;
     for (int64_t ox = 0; ox < OW; ox += 8) {
@@ -92,10 +105,16 @@ void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int6
       const __mmask8 m = static_cast<__mmask8>(low_bits(n));
       const uint32_t m2 = low_bits(2 * n);
       const __mmask8 mlo = static_cast<__mmask8>(m2), mhi = static_cast<__mmask8>(m2 >> 8);
-      const __m512d a0 = _mm512_maskz_loadu_pd(mlo, r0 + 2 * ox);
-      const __m512d b0 = _mm512_maskz_loadu_pd(mhi, r0 + 2 * ox + 8);
-      const __m512d a1 = _mm512_maskz_loadu_pd(mlo, r1 + 2 * ox);
-      const __m512d b1 = _mm512_maskz_loadu_pd(mhi, r1 + 2 * ox + 8);
+      __m512d a0 = _mm512_maskz_loadu_pd(mlo, r0 + 2 * ox);
+      __m512d b0 = _mm512_maskz_loadu_pd(mhi, r0 + 2 * ox + 8);
+      __m512d a1 = _mm512_maskz_loadu_pd(mlo, r1 + 2 * ox);
+      __m512d b1 = _mm512_maskz_loadu_pd(mhi, r1 + 2 * ox + 8);
+      if (Bias) {
+        a0 = _mm512_add_pd(a0, bv);
+        b0 = _mm512_add_pd(b0, bv);
+        a1 = _mm512_add_pd(a1, bv);
+        b1 = _mm512_add_pd(b1, bv);
+      }
       __m512d best = _mm512_permutex2var_pd(a0, even, b0);
       __m512i off = _mm512_setzero_si512();
       const __m512d c1 = _mm512_permutex2var_pd(a0, odd, b0);
@@ -121,6 +140,26 @@ void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int6
       _mm512_mask_storeu_epi64(ar + ox, m, idx);
     }
   }
+}
+
+}  // namespace
+
+void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* am, int64_t H, int64_t W, bool relu) {
+  pool2x2_f32<false>(x, W, 0.0f, y, am, H, W, relu);
+}
+
+void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int64_t H, int64_t W, bool relu) {
+  pool2x2_f64<false>(x, W, 0.0, y, am, H, W, relu);
+}
+
+void maxpool2x2_bias_relu_f32_avx512(const float* x, int64_t ldx, float b, float* y, int64_t* am, int64_t H,
+                                     int64_t W) {
+  pool2x2_f32<true>(x, ldx, b, y, am, H, W, true);
+}
+
+void maxpool2x2_bias_relu_f64_avx512(const double* x, int64_t ldx, double b, double* y, int64_t* am, int64_t H,
+                                     int64_t W) {
+  pool2x2_f64<true>(x, ldx, b, y, am, H, W, true);
 }
 
 namespace {

@@ -128,14 +128,15 @@ CONV_POOL_CASES = [
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_POOL_CASES)
 @pytest.mark.parametrize("need_dx", [True, False])
-def test_conv_relu_maxpool_is_the_composition(backend, case, dtype, need_dx):
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_relu_maxpool_is_the_composition(backend, case, dtype, need_dx, bias):
     """conv2d_relu_maxpool2d_* equal conv2d_* then relu_maxpool2d_* on the same backend: bit for
     bit, except cpp's gradients, which visit the argmax cells only (the others are zeros), in
     another order: to the matrix's tolerances."""
     N, C, H, W, FN, k, stride, pad, ph, pw, ps, pp = case
     x = _x((N, C, H, W), dtype, 11, strided=N % 2 == 1)
     w = _x((FN, C, k, k), dtype, 12, False) * dtype(0.3)
-    b = _x((FN,), dtype, 13, False)
+    b = _x((FN,), dtype, 13, False) if bias else None
     x0 = x.copy()
     y, ctx = ops.conv2d_relu_maxpool2d_forward(x, w, b, stride, pad, ph, pw, ps, pp)
     np.testing.assert_array_equal(x, x0)
@@ -155,7 +156,8 @@ def test_conv_relu_maxpool_is_the_composition(backend, case, dtype, need_dx):
             _close(g, wnt, dtype)
         else:
             np.testing.assert_array_equal(g, wnt)
-    ref_y, ref_state = numpy_ref.conv2d_relu_maxpool2d_forward(x0, w, b, stride, pad, ph, pw, ps, pp)
+    b0 = np.zeros(FN, dtype) if b is None else b  # ops: no bias means zeros
+    ref_y, ref_state = numpy_ref.conv2d_relu_maxpool2d_forward(x0, w, b0, stride, pad, ph, pw, ps, pp)
     _close(y, ref_y, dtype)
     for g, wnt in zip(got[1:], numpy_ref.conv2d_relu_maxpool2d_backward(dy, ref_state, False)[1:]):
         _close(g, wnt, dtype)
