@@ -101,6 +101,9 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
     return true;
   }
   const Kernels<T>& K = kernels<T>();
+  // thin windows (kw * C <= 8) without dx: the narrow vectors, where the SIMD level has them
+  const bool narrow = !dx && K.sparse_backward_narrow && g.kw * g.C <= kSparseNarrowLanes;
+  const int lanes = narrow ? kSparseNarrowLanes : K.lanes;
   SparseJob<T> job{};
   job.x = x;
   job.dy = dy;
@@ -115,14 +118,14 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
   job.pad = g.pad;
   job.npix = g.OH * g.OW;
   job.Wp = g.W + 2 * g.pad;
-  job.nvr = ceil_div(g.kw * g.C, K.lanes);
-  job.xlen = (g.H + 2 * g.pad) * job.Wp * g.C + job.nvr * K.lanes;  // slack: a row's last whole vector
+  job.nvr = ceil_div(g.kw * g.C, lanes);
+  job.xlen = (g.H + 2 * g.pad) * job.Wp * g.C + job.nvr * lanes;  // slack: a row's last whole vector
   // off1[a + 1]: pixel a's window; off1[0], for a = -1 (listed, not counted), any valid one
   std::vector<int64_t> off1(static_cast<size_t>(job.npix + 1), 0);
   for (int64_t oy = 0; oy < g.OH; ++oy)
     for (int64_t ox = 0; ox < g.OW; ++ox) off1[1 + oy * g.OW + ox] = (oy * g.stride * job.Wp + ox * g.stride) * g.C;
   job.off1 = off1.data();
-  const int64_t ld = job.nvr * K.lanes, part = g.FN * g.kh * ld;
+  const int64_t ld = job.nvr * lanes, part = g.FN * g.kh * ld;
   AlignedVector<T> wr;
   if (dx) {
     wr.assign(static_cast<size_t>(part), T(0));
@@ -141,8 +144,9 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
   std::vector<char> ok(static_cast<size_t>(nt), 1);
   // A fixed sample range per thread: the partial sums do not depend on timing.
   for_items(nt, nt, false, [&](int64_t i, int t) {
-    ok[t] = K.sparse_backward(job, g.N * i / nt, g.N * (i + 1) / nt, scratch.at(t), dwp.data() + part * t,
-                              dbt.data() + g.FN * t);
+    ok[t] = (narrow ? K.sparse_backward_narrow : K.sparse_backward)(job, g.N * i / nt, g.N * (i + 1) / nt,
+                                                                     scratch.at(t), dwp.data() + part * t,
+                                                                     dbt.data() + g.FN * t);
   });
   if (std::find(ok.begin(), ok.end(), 0) != ok.end()) return false;
   for (int64_t f = 0; f < g.FN; ++f) {

@@ -159,6 +159,8 @@ inline SparseLayout sparse_layout(const SparseJob<T>& j) {
   return l;
 }
 
+constexpr int kSparseNarrowLanes = 8;
+
 template <class T>
 struct Kernels {
   int lanes;          // vector width in elements of T
@@ -182,6 +184,10 @@ struct Kernels {
   // sparse_layout(job).size elements.  False (results then meaningless) if an argmax entry is
   // outside [-1, npix).
   bool (*sparse_backward)(const SparseJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwp, double* db);
+  // The same with kSparseNarrowLanes-element vectors, for windows whose rows fit one (kw *
+  // cin <= 8); nullptr where the SIMD level has none.
+  bool (*sparse_backward_narrow)(const SparseJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwp,
+                                 double* db);
 };
 
 template <class T>

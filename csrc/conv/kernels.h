@@ -37,5 +37,6 @@ void fill_kernels(Kernels<typename VT::T>* k) {
   k->flat_conv = &flat_conv<VT>;
   k->flat_dw = &flat_dw<VT>;
   k->sparse_backward = &sparse_backward<VT>;
+  k->sparse_backward_narrow = nullptr;
   k->same_nout = 0;
 }

@@ -80,6 +80,34 @@ struct VD {
   __attribute__((always_inline)) static void transpose(R* r) { ::fastdl::avx512::transpose8_pd(r); }
 };
 
+// Eight floats (256-bit registers, AVX-512VL masks): the sparse weight gradient of windows
+// whose rows are at most eight elements (kw * cin <= 8, the books' 5 x 5 first layers),
+// where a 16-float row load would cross a cache line 15 times in 16 and one of 8 floats
+// 7 times in 16.  Only what kernels_sparse.h uses is meant to run.
+struct VH {
+  using T = float;
+  using R = __m256;
+  static constexpr int W = 8;
+  static constexpr int VMAX = 4;
+  static constexpr int mmax(int v) { return tile_rows(v); }
+  static R zero() { return _mm256_setzero_ps(); }
+  static R load(const T* p) { return _mm256_loadu_ps(p); }
+  static void store(T* p, R r) { _mm256_storeu_ps(p, r); }
+  static R set1(T t) { return _mm256_set1_ps(t); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
+  static R load_n(const T* p, int n) { return _mm256_maskz_loadu_ps(mask(n), p); }
+  static void store_n(T* p, R r, int n) { _mm256_mask_storeu_ps(p, mask(n), r); }
+  // r[k] becomes column k of the 8x8 matrix whose rows are r[0..7] (through memory: the
+  // channel-innermost copy of eight channels, which the narrow kernel never meets).
+  static void transpose(R* r) {
+    alignas(32) float m[8][8];
+    for (int i = 0; i < 8; ++i) _mm256_store_ps(m[i], r[i]);
+    for (int k = 0; k < 8; ++k) r[k] = _mm256_setr_ps(m[0][k], m[1][k], m[2][k], m[3][k], m[4][k], m[5][k], m[6][k], m[7][k]);
+  }
+};
+
 #include "kernels.h"
 
 // SparseList (kernels_sparse.h) eight entries at a time: the live lanes' window offsets
@@ -123,6 +151,8 @@ template <>
 struct SparseList<VF> : SparseList8<VF> {};
 template <>
 struct SparseList<VD> : SparseList8<VD> {};
+template <>
+struct SparseList<VH> : SparseList8<VH> {};
 
 // PREFETCHW (all AVX-512 CPUs have it): fetch the line for writing; never faults.
 inline void prefetch_write(const void* p) {
@@ -309,6 +339,7 @@ void get_kernels_avx512(Kernels<float>* f, Kernels<double>* d) {
   f->flat_conv = &avx512::flat_conv_same<avx512::VF>;
   d->flat_conv = &avx512::flat_conv_same<avx512::VD>;
   f->same_nout = d->same_nout = 16;
+  f->sparse_backward_narrow = &avx512::sparse_backward<avx512::VH>;
 }
 
 }  // namespace conv
