@@ -207,6 +207,30 @@ def test_same_layers_at_every_output_alignment(dtype):
     assert len(offsets) >= 2, f"outputs only ever started at offset {offsets} from 64 bytes"
 
 
+@pytest.mark.parametrize("C, k", [(8, 3), (1, 5)])  # 16-float and 8-float vectors for the weight gradient
+def test_conv_relu_maxpool_backward_deterministic_per_thread_count(C, k):
+    """The sparse backward's dW and db are per-thread partial sums over a fixed split of the
+    batch: bit for bit on the same thread count, to rounding on another; dx is per sample."""
+    x, w, b = _layer(N=23, C=C, H=12, FN=20, k=k)
+    before = _cpp.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 2):
+            _cpp.set_num_threads(threads)
+            y, st = _cpp.conv2d_relu_maxpool2d_forward(x, w, b, 1, 1, 2, 2, 2, 0)
+            dy = np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
+            results.append((y,) + _cpp.conv2d_relu_maxpool2d_backward(dy, st, True)
+                           + _cpp.conv2d_relu_maxpool2d_backward(dy, st, False)[1:])
+    finally:
+        _cpp.set_num_threads(before)
+    for a, b2 in zip(results[1], results[2]):
+        np.testing.assert_array_equal(a, b2)
+    np.testing.assert_array_equal(results[0][0], results[1][0])  # the forward: any thread count
+    np.testing.assert_array_equal(results[0][1], results[1][1])  # dx: per sample
+    for a, b1 in zip(results[0][2:], results[1][2:]):
+        np.testing.assert_allclose(a, b1, rtol=1e-5, atol=1e-5 * np.abs(b1).max())
+
+
 @pytest.mark.parametrize("need_dx", [True, False])
 @pytest.mark.parametrize("bad", [-2, 64, 10**9])
 def test_conv_relu_maxpool_backward_refuses_a_bad_argmax(need_dx, bad):
