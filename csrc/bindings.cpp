@@ -18,6 +18,7 @@
 #include "conv/conv.h"
 #include "dense/dense.h"
 #include "elementwise/adam.h"
+#include "elementwise/batchnorm.h"
 #include "elementwise/relu.h"
 #include "im2col/im2col.h"
 #include "pool/pool.h"
@@ -339,6 +340,49 @@ void adam_update(carray<T> p, const carray<T>& g, carray<T> m, carray<T> v, doub
                          static_cast<T>(eps));
 }
 
+template <class T>
+py::tuple batchnorm_forward(const carray<T>& x, const carray<T>& gamma, const carray<T>& beta, double eps) {
+  if (x.ndim() != 2 || gamma.ndim() != 1 || beta.ndim() != 1 || gamma.shape(0) != x.shape(1) ||
+      beta.shape(0) != x.shape(1) || x.shape(0) < 1)
+    throw py::value_error("batchnorm_forward: needs x (N, D) with N >= 1, gamma (D,), beta (D,)");
+  const int64_t N = x.shape(0), D = x.shape(1);
+  auto y = fastdl::new_array<T>({N, D});
+  auto xc = fastdl::new_array<T>({N, D});
+  auto xn = fastdl::new_array<T>({N, D});
+  auto sd = fastdl::new_array<T>({D});
+  auto mu = fastdl::new_array<T>({D});
+  auto var = fastdl::new_array<T>({D});
+  const T *xp = x.data(), *gp = gamma.data(), *bp = beta.data();
+  T *yp = y.mutable_data(), *cp = xc.mutable_data(), *np_ = xn.mutable_data(), *sp = sd.mutable_data(),
+    *mp = mu.mutable_data(), *vp = var.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::batchnorm_forward<T>(xp, gp, bp, static_cast<T>(eps), N, D, yp, cp, np_, sp, mp, vp);
+  }
+  return py::make_tuple(std::move(y), std::move(xc), std::move(xn), std::move(sd), std::move(mu), std::move(var));
+}
+
+template <class T>
+py::tuple batchnorm_backward(const carray<T>& dout, const carray<T>& xc, const carray<T>& xn, const carray<T>& sd,
+                             const carray<T>& gamma) {
+  if (dout.ndim() != 2 || xc.ndim() != 2 || xn.ndim() != 2 || sd.ndim() != 1 || gamma.ndim() != 1 ||
+      xc.shape(0) != dout.shape(0) || xn.shape(0) != dout.shape(0) || xc.shape(1) != dout.shape(1) ||
+      xn.shape(1) != dout.shape(1) || sd.shape(0) != dout.shape(1) || gamma.shape(0) != dout.shape(1) ||
+      dout.shape(0) < 1)
+    throw py::value_error("batchnorm_backward: needs dout, xc, xn (N, D) with N >= 1, std and gamma (D,)");
+  const int64_t N = dout.shape(0), D = dout.shape(1);
+  auto dx = fastdl::new_array<T>({N, D});
+  auto dgamma = fastdl::new_array<T>({D});
+  auto dbeta = fastdl::new_array<T>({D});
+  const T *dp = dout.data(), *cp = xc.data(), *np_ = xn.data(), *sp = sd.data(), *gp = gamma.data();
+  T *xp = dx.mutable_data(), *ggp = dgamma.mutable_data(), *bbp = dbeta.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fastdl::batchnorm_backward<T>(dp, cp, np_, sp, gp, N, D, xp, ggp, bbp);
+  }
+  return py::make_tuple(std::move(dx), std::move(dgamma), std::move(dbeta));
+}
+
 // Affine (float32, AVX-512; the Python side uses BLAS otherwise): x (N, D) @ W (D, M) + b
 // with act 0 (none), 1 (ReLU) or 2 (sigmoid) applied in the same pass.
 carray<float> affine_forward(const carray<float>& x, const carray<float>& w, const carray<float>& b, int act) {
@@ -433,6 +477,12 @@ void bind_kernels(py::module_& m) {
         "x (any shape) -> (max(x, 0), x > 0 as bool), as np.maximum(x, 0) and x > 0.");
   m.def("relu_backward", &relu_backward<T>, py::arg("dout").noconvert(), py::arg("mask").noconvert(),
         "dout, bool mask of the same size -> dout * mask, rounded as NumPy.");
+  m.def("batchnorm_forward", &batchnorm_forward<T>, py::arg("x").noconvert(), py::arg("gamma").noconvert(),
+        py::arg("beta").noconvert(), py::arg("eps"),
+        "x (N, D), gamma, beta (D,) -> (y, xc, xn (N, D), std, mu, var (D,)): batch normalisation in training.");
+  m.def("batchnorm_backward", &batchnorm_backward<T>, py::arg("dout").noconvert(), py::arg("xc").noconvert(),
+        py::arg("xn").noconvert(), py::arg("std").noconvert(), py::arg("gamma").noconvert(),
+        "dout, xc, xn (N, D), std, gamma (D,) -> (dx (N, D), dgamma, dbeta (D,)).");
   m.def("adam_update", &adam_update<T>, py::arg("p").noconvert(), py::arg("g").noconvert(),
         py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("lr"), py::arg("c1"), py::arg("c2"),
         py::arg("eps"),

@@ -515,6 +515,47 @@ def _finite(val: Any, name: str) -> float:
     return out
 
 
+def batchnorm_forward(x, gamma, beta, eps: float = 10e-7):
+    """Batch normalisation in training, the book's ``BatchNormalization.forward``.
+
+    x (N, D) with N >= 1, gamma and beta (D,), one float dtype; ``eps`` finite and > 0.
+    Returns ``(y, xc, xn, std, mu, var)``: mu and var (D,) the batch's mean and biased
+    variance per feature, xc = x - mu, std = sqrt(var + eps), xn = xc / std and
+    y = gamma * xn + beta, all in x's dtype.  The fast backends run it in one pass over
+    each array instead of NumPy's ten.
+    """
+    x = _float_array(x, "x", 2)
+    if x.shape[0] < 1:
+        raise ValueError(f"x must have at least one sample, got shape {x.shape}")
+    D = x.shape[1]
+    gamma, beta = _float_array(gamma, "gamma", 1), _float_array(beta, "beta", 1)
+    for name, a in (("gamma", gamma), ("beta", beta)):
+        _same_dtype(x, a, name)
+        if a.shape != (D,):
+            raise ValueError(f"{name} must have shape ({D},) for x of shape {x.shape}, got {a.shape}")
+    eps = _finite(eps, "eps")
+    if eps <= 0:
+        raise ValueError(f"eps must be finite and > 0, got {eps!r}")
+    return _call("batchnorm_forward", x, gamma, beta, eps)
+
+
+def batchnorm_backward(dout, xc, xn, std, gamma):
+    """Gradients of :func:`batchnorm_forward`: dout (N, D) and its xc, xn (N, D), std (D,)
+    with gamma (D,) -> ``(dx (N, D), dgamma (D,), dbeta (D,))`` (the book's formulas)."""
+    dout = _float_array(dout, "dout", 2)
+    if dout.shape[0] < 1:
+        raise ValueError(f"dout must have at least one sample, got shape {dout.shape}")
+    N, D = dout.shape
+    arrays = []
+    for name, a, shape in (("xc", xc, (N, D)), ("xn", xn, (N, D)), ("std", std, (D,)), ("gamma", gamma, (D,))):
+        a = _float_array(a, name, len(shape))
+        _same_dtype(dout, a, name)
+        if a.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} for dout of shape {dout.shape}, got {a.shape}")
+        arrays.append(a)
+    return _call("batchnorm_backward", dout, *arrays)
+
+
 def adam_update(p, g, m, v, lr: float, beta1: float, beta2: float, eps: float = 1e-7) -> None:
     """One Adam step, in place on ``p``, ``m`` and ``v``; ``g`` is never modified.
 

@@ -34,6 +34,9 @@ KERNELS: dict[str, str] = {
     "adam_update": "(p, g, m, v, lr, beta1, beta2, eps) -> None; p, m, v updated in place",
     "affine_forward": "(x (N, D), W (D, M), b (M,), act) -> act(x @ W + b) (N, M); act None, 'relu' or 'sigmoid'",
     "affine_backward": "(dout (N, M), x (N, D), W (D, M), need_dx) -> (dx (N, D) or None, dW = x.T @ dout, db)",
+    "batchnorm_forward": "(x (N, D), gamma (D,), beta (D,), eps) -> (y, xc, xn (N, D), std, mu, var (D,)), "
+                         "batch statistics (training)",
+    "batchnorm_backward": "(dout (N, D), xc, xn (N, D), std (D,), gamma (D,)) -> (dx (N, D), dgamma, dbeta)",
 }
 
 #: Functions a backend module may offer besides its kernels (the registry calls them if present).

@@ -21,7 +21,7 @@ from ._numba.pool import maxpool2d_backward, maxpool2d_forward
 from ._numba.softmax import softmax_cross_entropy
 from .contract import BACKEND_HOOKS, KERNELS
 # A product Numba would hand to the same BLAS (np.dot in nopython mode calls it): the reference's.
-from .numpy_ref import affine_backward, affine_forward, compose_conv_relu_pool
+from .numpy_ref import affine_backward, affine_forward, batchnorm_backward, batchnorm_forward, compose_conv_relu_pool
 
 conv2d_relu_maxpool2d_forward, conv2d_relu_maxpool2d_backward = compose_conv_relu_pool(
     conv2d_forward, relu_maxpool2d_forward, conv2d_backward, relu_maxpool2d_backward)

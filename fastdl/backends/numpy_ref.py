@@ -270,3 +270,31 @@ def maxpool2d_infer(x, ph, pw, stride, pad, relu):
     if relu:
         x = relu_forward(x)[0]
     return maxpool2d_forward(x, ph, pw, stride, pad)[0]
+
+
+def batchnorm_forward(x, gamma, beta, eps):
+    """The book's BatchNormalization in training: x (N, D), N >= 1 -> (y, xc, xn, std, mu, var).
+
+    mu and var are the batch's mean and (biased) variance per feature, xc = x - mu,
+    std = sqrt(var + eps), xn = xc / std, y = gamma * xn + beta.
+    """
+    mu = x.mean(axis=0)
+    xc = x - mu
+    var = np.mean(xc ** 2, axis=0)
+    std = np.sqrt(var + x.dtype.type(eps))
+    xn = xc / std
+    return gamma * xn + beta, xc, xn, std, mu, var
+
+
+def batchnorm_backward(dout, xc, xn, std, gamma):
+    """Gradients of :func:`batchnorm_forward` from what it kept: (dx (N, D), dgamma, dbeta (D,))."""
+    n = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = np.sum(xn * dout, axis=0)
+    dxn = gamma * dout
+    dxc = dxn / std
+    dstd = -np.sum((dxn * xc) / (std * std), axis=0)
+    dvar = 0.5 * dstd / std
+    dxc = dxc + (2.0 / n) * xc * dvar
+    dmu = np.sum(dxc, axis=0)
+    return dxc - dmu / n, dgamma, dbeta
