@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import functions, ops
+from .backends import numpy_ref as _ref
 from .init import RNGLike, as_rng
 
 __all__ = [
@@ -307,15 +308,10 @@ class BatchNormalization:
                 self.batch_size, self.xc, self.xn, self.std = 0, xc, xn, std
                 self._train_shape = x.shape
                 return (gamma * xn + beta).reshape(x.shape)
-            if self._one_dtype(x):  # the active backend's kernel (one call on the fast ones)
-                y, xc, xn, std, mu, var = ops.batchnorm_forward(x2, gamma, beta, self.eps)
-            else:
-                mu = x2.mean(axis=0)
-                xc = x2 - mu
-                var = np.mean(xc ** 2, axis=0)
-                std = np.sqrt(var + x.dtype.type(self.eps))
-                xn = xc / std
-                y = gamma * xn + beta
+            # the active backend's kernel (one call on the fast ones), or with mixed dtypes the
+            # reference's NumPy formulas and promotion rules, as the book's code
+            kernels = ops if self._one_dtype(x) else _ref
+            y, xc, xn, std, mu, var = kernels.batchnorm_forward(x2, gamma, beta, self.eps)
             self.batch_size, self.xc, self.xn, self.std = x2.shape[0], xc, xn, std
             self._train_shape = x.shape
             m = self.momentum
@@ -341,19 +337,10 @@ class BatchNormalization:
             self.dbeta = np.zeros(self.beta.shape, dtype=self.xn.dtype)
             self.dgamma = np.zeros(self.gamma.shape, dtype=self.xn.dtype)
             return np.zeros(self._train_shape, dtype=self.xn.dtype)
-        if self._one_dtype(dout2) and self.xn.dtype == dout2.dtype and self.std.dtype == dout2.dtype:
-            dx, dgamma, dbeta = ops.batchnorm_backward(dout2, self.xc, self.xn, self.std, self.gamma.reshape(D))
-            self.dbeta, self.dgamma = dbeta.reshape(self.beta.shape), dgamma.reshape(self.gamma.shape)
-            return dx.reshape(self._train_shape)
-        self.dbeta = dout2.sum(axis=0).reshape(self.beta.shape)
-        self.dgamma = np.sum(self.xn * dout2, axis=0).reshape(self.gamma.shape)
-        dxn = self.gamma.reshape(D) * dout2
-        dxc = dxn / self.std
-        dstd = -np.sum((dxn * self.xc) / (self.std * self.std), axis=0)
-        dvar = 0.5 * dstd / self.std
-        dxc = dxc + (2.0 / self.batch_size) * self.xc * dvar
-        dmu = np.sum(dxc, axis=0)
-        dx = dxc - dmu / self.batch_size
+        one = self._one_dtype(dout2) and self.xn.dtype == dout2.dtype and self.std.dtype == dout2.dtype
+        dx, dgamma, dbeta = (ops if one else _ref).batchnorm_backward(dout2, self.xc, self.xn, self.std,
+                                                                      self.gamma.reshape(D))
+        self.dbeta, self.dgamma = dbeta.reshape(self.beta.shape), dgamma.reshape(self.gamma.shape)
         return dx.reshape(self._train_shape)
 
 

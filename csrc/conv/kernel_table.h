@@ -140,6 +140,9 @@ struct SparseJob {
   T* dx;                   // (N, cin, H, W), or nullptr: no data gradient
 };
 
+// Entries past P that the lists of windows may be written with (whole vectors of them).
+constexpr int64_t kSparseSlack = 16;
+
 // Where sparse_backward's scratch holds what (in elements of T, 64-byte aligned): the list
 // of one channel's window offsets (int64) at 0, their dy at g, the input copy at xs, the copy
 // of dx at dxs; `size` in all.
@@ -152,8 +155,8 @@ inline SparseLayout sparse_layout(const SparseJob<T>& j) {
   constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(T));
   const auto up = [](int64_t n) { return (n + line - 1) / line * line; };
   SparseLayout l{};
-  l.g = up((j.P + 16) * 8 / static_cast<int64_t>(sizeof(T)));  // 16: the lists' slack (kSparseSlack)
-  l.xs = l.g + up(j.P + 16);
+  l.g = up((j.P + kSparseSlack) * 8 / static_cast<int64_t>(sizeof(T)));
+  l.xs = l.g + up(j.P + kSparseSlack);
   l.dxs = l.xs + up(j.xlen);
   l.size = l.dxs + (j.dx ? up(j.xlen) : 0);
   return l;

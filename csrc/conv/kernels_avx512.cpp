@@ -99,8 +99,8 @@ struct VH {
   static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
   static R load_n(const T* p, int n) { return _mm256_maskz_loadu_ps(mask(n), p); }
   static void store_n(T* p, R r, int n) { _mm256_mask_storeu_ps(p, mask(n), r); }
-  // r[k] becomes column k of the 8x8 matrix whose rows are r[0..7] (through memory: the
-  // channel-innermost copy of eight channels, which the narrow kernel never meets).
+  // r[k] becomes column k of the 8x8 matrix whose rows are r[0..7], through memory: only the
+  // copy of eight channels with a one-column kernel (kw * cin = 8) needs it.
   static void transpose(R* r) {
     alignas(32) float m[8][8];
     for (int i = 0; i < 8; ++i) _mm256_store_ps(m[i], r[i]);

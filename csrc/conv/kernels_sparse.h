@@ -125,7 +125,7 @@ SparseFn<typename VT::T> pick_sparse(int r, int nb) {
 }
 
 // xs = sample x (cin, H, W) zero-padded, channel-innermost (see SparseJob); the padding
-// and the zero rows below were zeroed by the caller and are never written here.
+// and the slack were zeroed by the caller and are never written here.
 template <class VT>
 void sparse_copy(const SparseJob<typename VT::T>& j, const typename VT::T* x, typename VT::T* xs) {
   using T = typename VT::T;
@@ -208,9 +208,8 @@ inline double keep_if(double v, bool keep) {
 // The list of one channel's pooled outputs that passed the ReLU (argmax a >= 0): off[k] =
 // off1[a + 1], g[k] = dy[i] for the k-th of them; the count is returned.  ok becomes false
 // if an entry is outside [-1, npix); sum gets the listed dy (db, in double).  off and g
-// have room for kSparseSlack entries past P.  This one is for any ISA, without branches;
-// kernels_avx512.cpp specialises it.
-constexpr int64_t kSparseSlack = 16;
+// have room for kSparseSlack entries past P (kernel_table.h).  This one is for any ISA,
+// without branches; kernels_avx512.cpp specialises it.
 
 template <class VT>
 struct SparseList {
@@ -250,7 +249,7 @@ bool sparse_backward(const SparseJob<typename VT::T>& job, int64_t n0, int64_t n
   T* g = scratch + L.g;
   T* xs = scratch + L.xs;
   T* dxs = scratch + L.dxs;
-  zero_fill<VT>(xs, job.xlen);  // padding, zero rows and slack: never written below
+  zero_fill<VT>(xs, job.xlen);  // padding and slack: never written below
   const int64_t rs = job.Wp * job.cin, ld = job.nvr * W;
   const int64_t nblk = (job.nvr + kSparseNB - 1) / kSparseNB, nb = nblk ? (job.nvr + nblk - 1) / nblk : 1;
   const int64_t fit = sparse_budget<VT>() / nb > 1 ? sparse_budget<VT>() / nb : 1;
