@@ -229,6 +229,9 @@ struct ConvGrads {
 
 // Convolution -> ReLU -> max pool with the convolution's output kept in cache (conv_pool.cpp):
 // (y (N, FN, POH, POW), state (x, W, stride, pad, argmax, ph, pw, pool stride, pool pad)).
+// argmax (N, FN, POH, POW): int64 indices into the convolution's output plane, or, where
+// conv_relu_pool_cells says so, int8 cells of the 2 x 2 windows (pool.h); -1 where the ReLU
+// stopped the window.
 template <class T>
 py::tuple conv2d_relu_maxpool2d_forward(const carray<T>& x, const carray<T>& w, const carray<T>& b, int64_t stride,
                                         int64_t pad, int64_t ph, int64_t pw, int64_t pstride, int64_t ppad) {
@@ -238,13 +241,23 @@ py::tuple conv2d_relu_maxpool2d_forward(const carray<T>& x, const carray<T>& w, 
   fastdl::conv::PoolGeometry p{ph, pw, pstride, ppad, out_size(g.OH, ph, pstride, ppad),
                                out_size(g.OW, pw, pstride, ppad)};
   auto y = fastdl::new_array<T>({g.N, g.FN, p.OH, p.OW});
-  auto am = fastdl::new_array<int64_t>({g.N, g.FN, p.OH, p.OW});
   const T *xp = x.data(), *wp = w.data(), *bp = b.data();
   T* yp = y.mutable_data();
-  int64_t* ap = am.mutable_data();
+  py::array am;
+  int64_t* ap = nullptr;
+  int8_t* cp = nullptr;
+  if (fastdl::conv::conv_relu_pool_cells<T>(g, p)) {
+    auto a = fastdl::new_array<int8_t>({g.N, g.FN, p.OH, p.OW});
+    cp = a.mutable_data();
+    am = std::move(a);
+  } else {
+    auto a = fastdl::new_array<int64_t>({g.N, g.FN, p.OH, p.OW});
+    ap = a.mutable_data();
+    am = std::move(a);
+  }
   {
     py::gil_scoped_release nogil;
-    fastdl::conv::conv_relu_pool_forward<T>(g, p, xp, wp, bp, yp, ap);
+    fastdl::conv::conv_relu_pool_forward<T>(g, p, xp, wp, bp, yp, ap, cp);
   }
   return py::make_tuple(std::move(y), py::make_tuple(x, w, stride, pad, std::move(am), ph, pw, pstride, ppad));
 }
@@ -253,7 +266,6 @@ template <class T>
 py::tuple conv2d_relu_maxpool2d_backward(const carray<T>& dy, const py::tuple& state, bool need_dx) {
   const auto x = state[0].cast<carray<T>>();
   const auto w = state[1].cast<carray<T>>();
-  const auto am = state[4].cast<carray<int64_t>>();
   const int64_t stride = state[2].cast<int64_t>(), pad = state[3].cast<int64_t>();
   fastdl::conv::Geometry g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(2), w.shape(3),
                            stride, pad, out_size(x.shape(2), w.shape(2), stride, pad),
@@ -262,17 +274,28 @@ py::tuple conv2d_relu_maxpool2d_backward(const carray<T>& dy, const py::tuple& s
                                state[8].cast<int64_t>(), 0, 0};
   p.OH = out_size(g.OH, p.ph, p.stride, p.pad);
   p.OW = out_size(g.OW, p.pw, p.stride, p.pad);
-  if (dy.size() != g.N * g.FN * p.OH * p.OW || am.size() != dy.size())
+  // the forward's argmax: int8 cells (2 x 2 windows of stride 2) or int64 plane indices
+  const bool cells = py::isinstance<py::array_t<int8_t>>(state[4]);
+  if (cells && (p.ph != 2 || p.pw != 2 || p.stride != 2 || p.pad != 0))
+    throw py::value_error("conv2d_relu_maxpool2d_backward: the state's argmax cells need 2 x 2 windows of stride 2");
+  carray<int8_t> cm;
+  carray<int64_t> am;
+  if (cells)
+    cm = state[4].cast<carray<int8_t>>();
+  else
+    am = state[4].cast<carray<int64_t>>();
+  if (dy.size() != g.N * g.FN * p.OH * p.OW || (cells ? cm.size() : am.size()) != dy.size())
     throw py::value_error("conv2d_relu_maxpool2d_backward: dy and the state's argmax differ in size");
   ConvGrads<T> out(g, need_dx);
   T* dxp = out.dxp;
   const T *xp = x.data(), *wp = w.data(), *dyp = dy.data();
-  const int64_t* ap = am.data();
+  const int64_t* ap = cells ? nullptr : am.data();
+  const int8_t* cp = cells ? cm.data() : nullptr;
   T *dwp = out.dw.mutable_data(), *dbp = out.db.mutable_data();
   bool ok;
   {
     py::gil_scoped_release nogil;
-    ok = fastdl::conv::conv_relu_pool_backward<T>(g, p, xp, wp, dyp, ap, dxp, dwp, dbp);
+    ok = fastdl::conv::conv_relu_pool_backward<T>(g, p, xp, wp, dyp, ap, cp, dxp, dwp, dbp);
   }
   if (!ok) throw py::value_error("conv2d_relu_maxpool2d_backward: an argmax entry lies outside its window's plane");
   return out.result();

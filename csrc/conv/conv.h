@@ -52,20 +52,28 @@ struct PoolGeometry {
   int64_t ph, pw, stride, pad, OH, OW;
 };
 
-// y, argmax (N, FN, p.OH, p.OW) = maxpool2d_forward(relu=true) of forward(x, w, bias): the
-// unfused kernels' values bit for bit, without the convolution's output in memory.
+// Whether conv_relu_pool_forward keeps each window's argmax as its cell (int8, pool.h's
+// kCell*: the pool reads the flat kernels' sums, 2 x 2 windows of stride 2, AVX-512) rather
+// than as an index into the convolution's output plane (int64).
+template <class T>
+bool conv_relu_pool_cells(const Geometry& g, const PoolGeometry& p);
+
+// y (N, FN, p.OH, p.OW) = maxpool2d_forward(relu=true) of forward(x, w, bias), and its argmax
+// in the same shape: in cell where conv_relu_pool_cells says so, else in argmax (the other
+// one is nullptr).  The unfused kernels' values bit for bit, without the convolution's output
+// in memory.
 template <class T>
 void conv_relu_pool_forward(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* bias,
-                            T* y, int64_t* argmax);
+                            T* y, int64_t* argmax, int8_t* cell);
 
-// The gradients of conv_relu_pool_forward from dy (N, FN, p.OH, p.OW) and its argmax: dx
-// (skipped if nullptr), dw, db as backward_data / backward_weights of the pooled gradient,
-// to rounding: the sums visit only the argmax cells, where the pooled gradient is not zero
-// (a quarter of the cells for 2 x 2 windows), in another order.  False if an argmax entry is
-// outside [-1, OH * OW).
+// The gradients of conv_relu_pool_forward from dy (N, FN, p.OH, p.OW) and its argmax (or
+// cell; the other one nullptr): dx (skipped if nullptr), dw, db as backward_data /
+// backward_weights of the pooled gradient, to rounding: the sums visit only the argmax cells,
+// where the pooled gradient is not zero (a quarter of the cells for 2 x 2 windows), in another
+// order.  False if an argmax entry is outside [-1, OH * OW) (a cell outside [-1, 3]).
 template <class T>
 bool conv_relu_pool_backward(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* dy,
-                             const int64_t* argmax, T* dx, T* dw, T* db);
+                             const int64_t* argmax, const int8_t* cell, T* dx, T* dw, T* db);
 
 }  // namespace conv
 }  // namespace fastdl

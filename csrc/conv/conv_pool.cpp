@@ -7,6 +7,7 @@
 // at each window's argmax, and they visit those cells only, so the gradients equal the unfused
 // ones to rounding.
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "pool/pool.h"
@@ -44,7 +45,7 @@ template <class T>
 struct PoolSink {
   const T* bias;
   T* y;
-  int64_t* argmax;
+  int8_t* cell;
   int64_t FN, OH, OW, Wp, P;
 
   static void run(const void* ctx, int64_t n, const T* obuf, int64_t ld) {
@@ -52,7 +53,7 @@ struct PoolSink {
     for (int64_t o = 0; o < s.FN; ++o) {
       const T b = s.bias ? s.bias[o] : T(0);
       T* yo = s.y + (n * s.FN + o) * s.P;
-      int64_t* ao = s.argmax + (n * s.FN + o) * s.P;
+      int8_t* ao = s.cell + (n * s.FN + o) * s.P;
       if constexpr (sizeof(T) == 4)
         maxpool2x2_bias_relu_f32_avx512(obuf + o * ld, s.Wp, b, yo, ao, s.OH, s.OW);
       else
@@ -62,13 +63,22 @@ struct PoolSink {
 };
 
 template <class T>
+bool conv_relu_pool_cells(const Geometry& g, const PoolGeometry& p) {
+  if (p.ph != 2 || p.pw != 2 || p.stride != 2 || p.pad != 0 || cpu_level() != CpuLevel::AVX512) return false;
+  const Kernels<T>& K = kernels<T>();  // as ForwardPlan::sinks() decides
+  const bool same = same_direct(K, g.H, g.W, g.OH, g.OW, g.pad, g.kh, g.kw, g.FN);
+  return !same && use_flat(g.stride, g.FN, g.C * g.kh * g.kw, K.lanes, same);
+}
+
+template <class T>
 void conv_relu_pool_forward(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* bias,
-                            T* y, int64_t* argmax) {
+                            T* y, int64_t* argmax, int8_t* cell) {
   if (g.N == 0 || g.FN == 0) return;
   const int64_t xs = g.C * g.H * g.W, zs = g.FN * g.OH * g.OW, ys = g.FN * p.OH * p.OW;
   const ForwardPlan<T> conv(g, w, bias, false);  // the weights packed once for all chunks
-  if (p.ph == 2 && p.pw == 2 && p.stride == 2 && p.pad == 0 && cpu_level() == CpuLevel::AVX512 && conv.sinks()) {
-    const PoolSink<T> sink{bias, y, argmax, g.FN, g.OH, g.OW, conv.row_stride(), p.OH * p.OW};
+  if (cell) {
+    if (!conv.sinks()) throw std::logic_error("conv_relu_pool_forward: cells without the flat kernels' sink");
+    const PoolSink<T> sink{bias, y, cell, g.FN, g.OH, g.OW, conv.row_stride(), p.OH * p.OW};
     conv.run_sink(x, g.N, &PoolSink<T>::run, &sink);
     return;
   }
@@ -92,7 +102,7 @@ namespace {
 // outside [-1, OH * OW).
 template <class T>
 bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* dy,
-                      const int64_t* argmax, T* dx, T* dw, T* db) {
+                      const int64_t* argmax, const int8_t* cell, T* dx, T* dw, T* db) {
   const int64_t taps = g.kh * g.kw;
   std::fill(dw, dw + g.FN * g.C * taps, T(0));
   std::fill(db, db + g.FN, T(0));
@@ -125,6 +135,20 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
   for (int64_t oy = 0; oy < g.OH; ++oy)
     for (int64_t ox = 0; ox < g.OW; ++ox) off1[1 + oy * g.OW + ox] = (oy * g.stride * job.Wp + ox * g.stride) * g.C;
   job.off1 = off1.data();
+  std::vector<int64_t> base;
+  if (cell) {  // 2 x 2 windows of stride 2 (conv_relu_pool_cells)
+    job.argmax = nullptr;
+    job.cell = cell;
+    base.resize(static_cast<size_t>(job.P));
+    for (int64_t py = 0; py < p.OH; ++py)
+      for (int64_t px = 0; px < p.OW; ++px) base[py * p.OW + px] = off1[1 + 2 * py * g.OW + 2 * px];
+    job.base = base.data();
+    const int64_t right = g.stride * g.C, down = g.stride * job.Wp * g.C;
+    job.cell_off[0] = 0;
+    job.cell_off[kCellRight] = right;
+    job.cell_off[kCellDown] = down;
+    job.cell_off[kCellDownRight] = down + right;
+  }
   const int64_t ld = job.nvr * lanes, part = g.FN * g.kh * ld;
   AlignedVector<T> wr;
   if (dx) {
@@ -168,21 +192,24 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
 
 template <class T>
 bool conv_relu_pool_backward(const Geometry& g, const PoolGeometry& p, const T* x, const T* w, const T* dy,
-                             const int64_t* argmax, T* dx, T* dw, T* db) {
+                             const int64_t* argmax, const int8_t* cell, T* dx, T* dw, T* db) {
   // The convolution's output gradient is dy at each window's argmax and zero elsewhere (3
   // cells in 4 for 2 x 2 windows): the sums visit the argmax cells only, and that gradient
   // (5-7 MB for the books' first layers at batch 100) is never written.
-  return sparse_gradients<T>(g, p, x, w, dy, argmax, dx, dw, db);
+  return sparse_gradients<T>(g, p, x, w, dy, argmax, cell, dx, dw, db);
 }
 
+template bool conv_relu_pool_cells<float>(const Geometry&, const PoolGeometry&);
+template bool conv_relu_pool_cells<double>(const Geometry&, const PoolGeometry&);
 template void conv_relu_pool_forward<float>(const Geometry&, const PoolGeometry&, const float*, const float*,
-                                            const float*, float*, int64_t*);
+                                            const float*, float*, int64_t*, int8_t*);
 template void conv_relu_pool_forward<double>(const Geometry&, const PoolGeometry&, const double*, const double*,
-                                             const double*, double*, int64_t*);
+                                             const double*, double*, int64_t*, int8_t*);
 template bool conv_relu_pool_backward<float>(const Geometry&, const PoolGeometry&, const float*, const float*,
-                                             const float*, const int64_t*, float*, float*, float*);
+                                             const float*, const int64_t*, const int8_t*, float*, float*, float*);
 template bool conv_relu_pool_backward<double>(const Geometry&, const PoolGeometry&, const double*, const double*,
-                                              const double*, const int64_t*, double*, double*, double*);
+                                              const double*, const int64_t*, const int8_t*, double*, double*,
+                                              double*);
 
 }  // namespace conv
 }  // namespace fastdl

@@ -129,7 +129,10 @@ template <class T>
 struct SparseJob {
   const T* x;              // (N, cin, H, W)
   const T* dy;             // (N, FN, P): the pooled gradient
-  const int64_t* argmax;   // (N, FN, P): conv output pixel oy * OW + ox, or -1
+  const int64_t* argmax;   // (N, FN, P): conv output pixel oy * OW + ox, or -1; or nullptr and:
+  const int8_t* cell;      // (N, FN, P): the argmax cell of a 2 x 2 window (pool.h), or -1
+  const int64_t* base;     // with cell: base[i] + cell_off[c] is window i's cell c's window in xs
+  int64_t cell_off[4];
   int64_t cin, H, W, FN, P, kh, kw, pad;
   int64_t npix;            // conv output pixels (OH * OW): argmax must be < npix
   int64_t Wp;              // pixels per row of the copy (W + 2 pad)

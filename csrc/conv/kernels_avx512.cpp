@@ -146,6 +146,38 @@ struct SparseList8 {
     sum += _mm512_reduce_add_pd(acc);
     return cnt;
   }
+  // From cells: base[i] plus the cell's offset (a permute of cell_off), no gather.
+  static int64_t run_cells(const int8_t* cm, const T* dy, int64_t P, const int64_t* base, const int64_t* cell_off,
+                           int64_t* off, T* g, bool& ok, double& sum) {
+    const __m512i minus1 = _mm512_set1_epi64(-1), three = _mm512_set1_epi64(3);
+    const __m512i table = _mm512_maskz_loadu_epi64(0x0F, cell_off);
+    __m512d acc = _mm512_setzero_pd();
+    __mmask8 bad = 0;
+    int64_t cnt = 0;
+    for (int64_t i = 0; i < P; i += 8) {
+      const __mmask8 m = P - i >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << (P - i)) - 1u);
+      const __m512i c = _mm512_cvtepi8_epi64(_mm_maskz_loadu_epi8(m, cm + i));
+      const __mmask8 in = _mm512_mask_cmpge_epi64_mask(m, c, minus1) & _mm512_cmple_epi64_mask(c, three);
+      const __mmask8 live = _mm512_mask_cmpge_epi64_mask(in, c, _mm512_setzero_si512());
+      bad |= static_cast<__mmask8>(m & ~in);
+      const __m512i o = _mm512_add_epi64(_mm512_maskz_loadu_epi64(live, base + i), _mm512_permutexvar_epi64(c, table));
+      _mm512_storeu_si512(off + cnt, _mm512_maskz_compress_epi64(live, o));
+      __m512d d;
+      if constexpr (sizeof(T) == 4) {
+        const __m256 v = _mm256_maskz_loadu_ps(m, dy + i);
+        _mm256_storeu_ps(g + cnt, _mm256_maskz_compress_ps(live, v));
+        d = _mm512_cvtps_pd(v);
+      } else {
+        d = _mm512_maskz_loadu_pd(m, dy + i);
+        _mm512_storeu_pd(g + cnt, _mm512_maskz_compress_pd(live, d));
+      }
+      acc = _mm512_mask_add_pd(acc, live, acc, d);
+      cnt += __builtin_popcount(static_cast<unsigned>(live));
+    }
+    ok = ok && bad == 0;
+    sum += _mm512_reduce_add_pd(acc);
+    return cnt;
+  }
 };
 template <>
 struct SparseList<VF> : SparseList8<VF> {};

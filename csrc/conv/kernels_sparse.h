@@ -209,19 +209,39 @@ inline double keep_if(double v, bool keep) {
 // off1[a + 1], g[k] = dy[i] for the k-th of them; the count is returned.  ok becomes false
 // if an entry is outside [-1, npix); sum gets the listed dy (db, in double).  off and g
 // have room for kSparseSlack entries past P (kernel_table.h).  This one is for any ISA,
-// without branches; kernels_avx512.cpp specialises it.
+// without branches; kernels_avx512.cpp specialises it.  run_cells: the same from the
+// windows' argmax cells c (SparseJob::cell): off[k] = base[i] + cell_off[c], c in [-1, 3].
 
 template <class VT>
 struct SparseList {
   static int64_t run(const int64_t* am, const typename VT::T* dy, int64_t P, const int64_t* off1, int64_t npix,
                      int64_t* off, typename VT::T* g, bool& ok, double& sum) {
+    return list(dy, P, off, g, ok, sum, [&](int64_t i, bool& in, bool& live) __attribute__((always_inline)) {
+      const int64_t a = am[i];
+      in = a >= -1 && a < npix;
+      live = a >= 0;
+      return off1[in ? a + 1 : 0];
+    });
+  }
+  static int64_t run_cells(const int8_t* cm, const typename VT::T* dy, int64_t P, const int64_t* base,
+                           const int64_t* cell_off, int64_t* off, typename VT::T* g, bool& ok, double& sum) {
+    return list(dy, P, off, g, ok, sum, [&](int64_t i, bool& in, bool& live) __attribute__((always_inline)) {
+      const int c = cm[i];
+      in = c >= -1 && c <= 3;
+      live = c >= 0;
+      return base[i] + cell_off[in && live ? c : 0];
+    });
+  }
+  // where(i, in, live): entry i's window offset, and whether it is in range and live
+  template <class Where>
+  static int64_t list(const typename VT::T* dy, int64_t P, int64_t* off, typename VT::T* g, bool& ok, double& sum,
+                      Where where) {
     int64_t cnt = 0;
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four sums: one would be a chain of adds
     const auto add = [&](int64_t i) __attribute__((always_inline)) {
-      const int64_t a = am[i];
-      const bool in = a >= -1 && a < npix, live = a >= 0;
+      bool in, live;
+      off[cnt] = where(i, in, live);
       ok &= in;
-      off[cnt] = off1[in ? a + 1 : 0];
       g[cnt] = dy[i];
       cnt += live;
       return static_cast<double>(keep_if(dy[i], live));
@@ -273,10 +293,12 @@ bool sparse_backward(const SparseJob<typename VT::T>& job, int64_t n0, int64_t n
     if (job.dx) zero_fill<VT>(dxs, job.xlen);
     for (int64_t f = 0; f < job.FN; ++f) {
       const T* dy = job.dy + (n * job.FN + f) * job.P;
-      const int64_t* am = job.argmax + (n * job.FN + f) * job.P;
+      const int64_t at = (n * job.FN + f) * job.P;
       bool ok = true;
       double sum = 0;
-      const int64_t cnt = SparseList<VT>::run(am, dy, job.P, job.off1, job.npix, off, g, ok, sum);
+      const int64_t cnt =
+          job.cell ? SparseList<VT>::run_cells(job.cell + at, dy, job.P, job.base, job.cell_off, off, g, ok, sum)
+                   : SparseList<VT>::run(job.argmax + at, dy, job.P, job.off1, job.npix, off, g, ok, sum);
       if (!ok) return false;
       db[f] += sum;
       tiles(DxTag<false>{}, xs, dwp + f * job.kh * ld, nullptr, cnt);

@@ -29,19 +29,23 @@ inline uint32_t low_bits(int64_t n) { return n >= 32 ? 0xFFFFFFFFu : ((1u << n) 
 namespace {
 
 // Rows ldx apart; Bias: b added to every cell as it is loaded (z = x + b, then pooled).
-template <bool Bias>
-void pool2x2_f32(const float* x, int64_t ldx, float b, float* y, int64_t* am, int64_t H, int64_t W, bool relu) {
+// Index int64_t: am holds the argmax as an index into the H x W plane; int8_t: the argmax
+// cell of its window (pool.h: kCell*), both -1 where the ReLU stopped the window.
+template <bool Bias, class Index>
+void pool2x2_f32(const float* x, int64_t ldx, float b, float* y, Index* am, int64_t H, int64_t W, bool relu) {
+  constexpr bool cells = sizeof(Index) == 1;
   const int64_t OH = H / 2, OW = W / 2;
   const __m512 bv = _mm512_set1_ps(b);
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  const __m512i o1 = _mm512_set1_epi32(1), oW = _mm512_set1_epi32(static_cast<int>(W)),
-                oW1 = _mm512_set1_epi32(static_cast<int>(W + 1));
+  const __m512i o1 = _mm512_set1_epi32(cells ? kCellRight : 1),
+                oW = _mm512_set1_epi32(cells ? kCellDown : static_cast<int>(W)),
+                oW1 = _mm512_set1_epi32(cells ? kCellDownRight : static_cast<int>(W + 1));
   for (int64_t oy = 0; oy < OH; ++oy) {
     const float* r0 = x + 2 * oy * ldx;
     const float* r1 = r0 + ldx;
     float* yr = y + oy * OW;
-    int64_t* ar = am + oy * OW;
+    Index* ar = am + oy * OW;
     for (int64_t ox = 0; ox < OW; ox += 16) {
       const int64_t n = OW - ox < 16 ? OW - ox : 16;
       const __mmask16 m = static_cast<__mmask16>(low_bits(n));
@@ -71,8 +75,9 @@ void pool2x2_f32(const float* x, int64_t ldx, float b, float* y, int64_t* am, in
       k = take(c3, best);
       best = _mm512_mask_mov_ps(best, k, c3);
       off = _mm512_mask_mov_epi32(off, k, oW1);
-      __m512i idx = _mm512_add_epi32(
-          _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(2 * oy * W + 2 * ox)), even), off);
+      __m512i idx = cells ? off
+                          : _mm512_add_epi32(
+                                _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(2 * oy * W + 2 * ox)), even), off);
       if (relu) {  // pool.h: max(best, 0) with NaN kept; -1 where best is not > 0
         const __mmask16 pos = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
         const __mmask16 nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
@@ -80,26 +85,32 @@ void pool2x2_f32(const float* x, int64_t ldx, float b, float* y, int64_t* am, in
         idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(-1), pos, idx);
       }
       _mm512_mask_storeu_ps(yr + ox, m, best);
-      _mm512_mask_storeu_epi64(ar + ox, static_cast<__mmask8>(m),
-                               _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
-      _mm512_mask_storeu_epi64(ar + ox + 8, static_cast<__mmask8>(m >> 8),
-                               _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+      if constexpr (cells) {
+        _mm512_mask_cvtepi32_storeu_epi8(ar + ox, m, idx);
+      } else {
+        _mm512_mask_storeu_epi64(ar + ox, static_cast<__mmask8>(m),
+                                 _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
+        _mm512_mask_storeu_epi64(ar + ox + 8, static_cast<__mmask8>(m >> 8),
+                                 _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+      }
     }
   }
 }
 
-template <bool Bias>
-void pool2x2_f64(const double* x, int64_t ldx, double b, double* y, int64_t* am, int64_t H, int64_t W, bool relu) {
+template <bool Bias, class Index>
+void pool2x2_f64(const double* x, int64_t ldx, double b, double* y, Index* am, int64_t H, int64_t W, bool relu) {
+  constexpr bool cells = sizeof(Index) == 1;
   const int64_t OH = H / 2, OW = W / 2;
   const __m512d bv = _mm512_set1_pd(b);
   const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
   const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-  const __m512i o1 = _mm512_set1_epi64(1), oW = _mm512_set1_epi64(W), oW1 = _mm512_set1_epi64(W + 1);
+  const __m512i o1 = _mm512_set1_epi64(cells ? kCellRight : 1), oW = _mm512_set1_epi64(cells ? kCellDown : W),
+                oW1 = _mm512_set1_epi64(cells ? kCellDownRight : W + 1);
   for (int64_t oy = 0; oy < OH; ++oy) {
     const double* r0 = x + 2 * oy * ldx;
     const double* r1 = r0 + ldx;
     double* yr = y + oy * OW;
-    int64_t* ar = am + oy * OW;
+    Index* ar = am + oy * OW;
     for (int64_t ox = 0; ox < OW; ox += 8) {
       const int64_t n = OW - ox < 8 ? OW - ox : 8;
       const __mmask8 m = static_cast<__mmask8>(low_bits(n));
@@ -129,7 +140,7 @@ void pool2x2_f64(const double* x, int64_t ldx, double b, double* y, int64_t* am,
       k = take(c3, best);
       best = _mm512_mask_mov_pd(best, k, c3);
       off = _mm512_mask_mov_epi64(off, k, oW1);
-      __m512i idx = _mm512_add_epi64(_mm512_add_epi64(_mm512_set1_epi64(2 * oy * W + 2 * ox), even), off);
+      __m512i idx = cells ? off : _mm512_add_epi64(_mm512_add_epi64(_mm512_set1_epi64(2 * oy * W + 2 * ox), even), off);
       if (relu) {
         const __mmask8 pos = _mm512_cmp_pd_mask(best, _mm512_setzero_pd(), _CMP_GT_OQ);
         const __mmask8 nan = _mm512_cmp_pd_mask(best, best, _CMP_UNORD_Q);
@@ -137,7 +148,10 @@ void pool2x2_f64(const double* x, int64_t ldx, double b, double* y, int64_t* am,
         idx = _mm512_mask_mov_epi64(_mm512_set1_epi64(-1), pos, idx);
       }
       _mm512_mask_storeu_pd(yr + ox, m, best);
-      _mm512_mask_storeu_epi64(ar + ox, m, idx);
+      if constexpr (cells)
+        _mm512_mask_cvtepi64_storeu_epi8(ar + ox, m, idx);
+      else
+        _mm512_mask_storeu_epi64(ar + ox, m, idx);
     }
   }
 }
@@ -145,21 +159,21 @@ void pool2x2_f64(const double* x, int64_t ldx, double b, double* y, int64_t* am,
 }  // namespace
 
 void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* am, int64_t H, int64_t W, bool relu) {
-  pool2x2_f32<false>(x, W, 0.0f, y, am, H, W, relu);
+  pool2x2_f32<false, int64_t>(x, W, 0.0f, y, am, H, W, relu);
 }
 
 void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* am, int64_t H, int64_t W, bool relu) {
-  pool2x2_f64<false>(x, W, 0.0, y, am, H, W, relu);
+  pool2x2_f64<false, int64_t>(x, W, 0.0, y, am, H, W, relu);
 }
 
-void maxpool2x2_bias_relu_f32_avx512(const float* x, int64_t ldx, float b, float* y, int64_t* am, int64_t H,
+void maxpool2x2_bias_relu_f32_avx512(const float* x, int64_t ldx, float b, float* y, int8_t* cell, int64_t H,
                                      int64_t W) {
-  pool2x2_f32<true>(x, ldx, b, y, am, H, W, true);
+  pool2x2_f32<true, int8_t>(x, ldx, b, y, cell, H, W, true);
 }
 
-void maxpool2x2_bias_relu_f64_avx512(const double* x, int64_t ldx, double b, double* y, int64_t* am, int64_t H,
+void maxpool2x2_bias_relu_f64_avx512(const double* x, int64_t ldx, double b, double* y, int8_t* cell, int64_t H,
                                      int64_t W) {
-  pool2x2_f64<true>(x, ldx, b, y, am, H, W, true);
+  pool2x2_f64<true, int8_t>(x, ldx, b, y, cell, H, W, true);
 }
 
 namespace {

@@ -34,12 +34,15 @@ bool maxpool2d_backward(const T* dy, const int64_t* argmax, T* dx, int64_t NC, i
 void maxpool2x2_forward_f32_avx2(const float* x, float* y, int64_t* argmax, int64_t H, int64_t W);
 void maxpool2x2_forward_f32_avx512(const float* x, float* y, int64_t* argmax, int64_t H, int64_t W, bool relu);
 void maxpool2x2_forward_f64_avx512(const double* x, double* y, int64_t* argmax, int64_t H, int64_t W, bool relu);
+// The argmax of a 2x2 window as its cell (one byte where a plane index takes eight): window
+// (oy, ox)'s cell c is pixel (2 oy + c / 2, 2 ox + c % 2); -1 where the ReLU stopped it.
+constexpr int kCellRight = 1, kCellDown = 2, kCellDownRight = 3;
 // The same with relu, on the plane z = x + b whose rows are ldx apart (x + b rounded as
 // z's own store would be): the convolution -> ReLU -> pool forward pools its sums from the
-// convolution's buffer (conv_pool.cpp).  argmax indexes z as an H x W plane.
-void maxpool2x2_bias_relu_f32_avx512(const float* x, int64_t ldx, float b, float* y, int64_t* argmax, int64_t H,
+// convolution's buffer (conv_pool.cpp).  cell (OH, OW): each window's argmax cell, or -1.
+void maxpool2x2_bias_relu_f32_avx512(const float* x, int64_t ldx, float b, float* y, int8_t* cell, int64_t H,
                                      int64_t W);
-void maxpool2x2_bias_relu_f64_avx512(const double* x, int64_t ldx, double b, double* y, int64_t* argmax,
+void maxpool2x2_bias_relu_f64_avx512(const double* x, int64_t ldx, double b, double* y, int8_t* cell,
                                      int64_t H, int64_t W);
 // Writes the whole plane dx (H, W).  Returns false, with dx partly written, if some argmax
 // entry is not inside its own window (relu: nor -1); the caller then redoes the plane with a

@@ -90,6 +90,15 @@ _CHECK = textwrap.dedent("""
                 got = _cpp.conv2d_relu_maxpool2d_backward(dyp, sp, True)
                 alone = _cpp.conv2d_relu_maxpool2d_backward(dyp, sp, False)  # dW, db: the same sums
                 assert alone[0] is None and all(np.array_equal(a, h) for a, h in zip(alone[1:], got[1:])), shape
+                if (ph, ps, pp) == (2, 2, 0):  # the argmax's other form (cells / plane indices): same sums
+                    am, ow = sp[4], (W + 2 * p - kw) // s + 1
+                    py, px = np.indices(yp.shape[2:])
+                    if am.dtype == np.int8:
+                        other = np.where(am < 0, -1, (2 * py + am // 2) * ow + 2 * px + am % 2).astype(np.int64)
+                    else:
+                        other = np.where(am < 0, -1, (am // ow - 2 * py) * 2 + am % ow - 2 * px).astype(np.int8)
+                    again = _cpp.conv2d_relu_maxpool2d_backward(dyp, sp[:4] + (other,) + sp[5:], True)
+                    assert all(np.array_equal(a, h) for a, h in zip(again, got)), shape
                 r64, rs = ref.conv2d_relu_maxpool2d_forward(x.astype(np.float64), w.astype(np.float64),
                                                             b.astype(np.float64), s, p, ph, ph, ps, pp)
                 want = ref.conv2d_relu_maxpool2d_backward(dyp.astype(np.float64), rs, True)
@@ -231,16 +240,51 @@ def test_conv_relu_maxpool_backward_deterministic_per_thread_count(C, k):
         np.testing.assert_allclose(a, b1, rtol=1e-5, atol=1e-5 * np.abs(b1).max())
 
 
+def _fused_argmax(state, shape):
+    """The argmax array a fused context holds: int64 plane indices or int8 window cells."""
+    argmax = [a for a in state if isinstance(a, np.ndarray) and a.dtype in (np.int64, np.int8)]
+    assert len(argmax) == 1 and argmax[0].shape == shape
+    return argmax[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_relu_maxpool_keeps_window_cells_where_the_pool_reads_the_sums(dtype):
+    """Where the pool reads the flat kernels' sums (a 5x5 first layer, 2x2 pool, AVX-512), the
+    context keeps each window's argmax cell in a byte (0-3, -1 where the ReLU stopped it): the
+    cell of the composition's argmax.  Elsewhere, indices into the convolution's output."""
+    x, w, b = _layer(dtype, N=3, C=1, H=12, FN=30, k=5, pad=0)
+    y, state = _cpp.conv2d_relu_maxpool2d_forward(x, w, b, 1, 0, 2, 2, 2, 0)
+    am = _fused_argmax(state, y.shape)
+    z = ref.conv2d_forward(x, w, b, 1, 0)[0]
+    zmax, plane = ref.maxpool2d_forward(z, 2, 2, 2, 0)
+    want = np.where(zmax > 0, plane, -1)  # -1: the ReLU stopped the window
+    assert (want >= 0).any() and (want < 0).any()
+    if _cpp.build_info()["cpu_level"] != "avx512":
+        assert am.dtype == np.int64
+        np.testing.assert_array_equal(am, want)
+        return
+    assert am.dtype == np.int8
+    ow = z.shape[3]
+    py, px = np.indices(y.shape[2:])
+    cell = (plane // ow - 2 * py) * 2 + (plane % ow - 2 * px)
+    assert set(np.unique(cell[want >= 0])) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(am, np.where(want < 0, -1, cell))
+    y3, st3 = _cpp.conv2d_relu_maxpool2d_forward(x, w, b, 1, 0, 3, 3, 3, 0)  # 3 x 3 windows: indices
+    assert _fused_argmax(st3, y3.shape).dtype == np.int64
+
+
 @pytest.mark.parametrize("need_dx", [True, False])
-@pytest.mark.parametrize("bad", [-2, 64, 10**9])
-def test_conv_relu_maxpool_backward_refuses_a_bad_argmax(need_dx, bad):
-    """An argmax in the fused context outside [-1, OH * OW) of the convolution's output: an
-    error, never a gradient read from elsewhere (with dx, and with the weight gradient's own
-    kernel alone)."""
-    x, w, b = _layer(np.float64, N=2, C=2, H=8, FN=3)
-    y, state = _cpp.conv2d_relu_maxpool2d_forward(x, w, b, 1, 1, 2, 2, 2, 0)
-    argmax = [a for a in state if isinstance(a, np.ndarray) and a.dtype == np.int64]
-    assert len(argmax) == 1 and argmax[0].shape == y.shape
-    argmax[0].reshape(-1)[5] = bad
+@pytest.mark.parametrize("layer", [(2, 3, 1), (1, 5, 0)])  # plane indices; cells on AVX-512
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_conv_relu_maxpool_backward_refuses_a_bad_argmax(need_dx, layer, which):
+    """An argmax in the fused context outside [-1, OH * OW) of the convolution's output (or a
+    window cell outside [-1, 3]): an error, never a gradient read from elsewhere (with dx, and
+    with the weight gradient's own kernel alone)."""
+    C, k, pad = layer
+    x, w, b = _layer(np.float64, N=2, C=C, H=8, FN=3, k=k, pad=pad)
+    y, state = _cpp.conv2d_relu_maxpool2d_forward(x, w, b, 1, pad, 2, 2, 2, 0)
+    argmax = _fused_argmax(state, y.shape)
+    npix = (8 + 2 * pad - k + 1) ** 2
+    argmax.reshape(-1)[5] = (-2, 4, 127)[which] if argmax.dtype == np.int8 else (-2, npix, 10**9)[which]
     with pytest.raises(ValueError, match="argmax entry lies outside"):
         _cpp.conv2d_relu_maxpool2d_backward(np.ones_like(y), state, need_dx)
