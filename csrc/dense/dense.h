@@ -19,6 +19,8 @@ constexpr int kNR = 32;      // columns of C per panel (two AVX-512 vectors)
 constexpr int64_t kKC = 256;  // rows of B per packed panel (32 KiB)
 constexpr int64_t kDirectRows = 2 * kMR;  // up to this many rows, B is read in place (not packed)
 constexpr int kSweepRows = 3, kSweepVectors = 8;  // see sweep_f32_avx512
+constexpr int64_t kMaxTiles = 20;  // row tiles per work item at most (dispatch.cpp)
+constexpr int64_t kMaxRows = kMaxTiles * kMR;
 
 // Whether this CPU runs the SIMD kernel (AVX-512); if not, callers use BLAS.
 bool available();
@@ -39,6 +41,21 @@ void pack_b_f32_avx512(const float* b, int64_t ldb, bool b_trans, int64_t k0, in
 // starts from zero instead of C, `last` then adds bias (or not, if nullptr) and applies act.
 void tile_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* p, int64_t kc, float* c,
                      int64_t ldc, int rows, int nc, bool first, bool last, const float* bias, int act);
+
+// A last panel of at most kRemCols columns: a 16-lane tile would spend 16 lanes on each of them.
+constexpr int kRemCols = 8;
+// Floats of scratch rem_f32_avx512 needs.
+constexpr int64_t kRemScratch = kRemCols * (kKC + 16) + kRemCols * (kMaxRows + 16);
+
+// C[0..rows) x [0..nc) (nc <= kRemCols, rows <= kMaxRows) += A[0..rows) x [k0, k0 + kc) @
+// B[k0.., n0..n0 + nc): the last few columns of C without lanes to spare.  With A's rows
+// contiguous (sak == 1) each element is a dot product along k (B's columns copied contiguous
+// first); else (sam == 1: A^T, dW = x^T dout) vectors run along A's columns.  first, last,
+// bias (at the nc columns), act as tile_f32_avx512; scratch holds kRemScratch floats, 64-byte
+// aligned.  The sums run in another order than the tiles' (fixed: no thread count changes it).
+void rem_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, bool b_trans,
+                    int64_t k0, int64_t kc, int64_t n0, int nc, float* c, int64_t ldc, int64_t rows, bool first,
+                    bool last, const float* bias, int act, float* scratch);
 
 // The same tile over the whole reduction with B (K, N) read in place, row stride ldb, from
 // its column 0 (nc <= kNR columns): for a few rows, where packing B would cost more than the

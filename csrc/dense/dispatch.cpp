@@ -20,15 +20,17 @@ struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
 };
 
-// A packed panel of B (kKC x kNR floats) per thread, 64-byte aligned (read with aligned loads).
+// Per thread: a packed panel of B (kKC x kNR floats), 64-byte aligned (read with aligned
+// loads), then rem_f32_avx512's scratch.
+constexpr int64_t kThreadScratch = kKC * kNR + kRemScratch;
 std::unique_ptr<float, FreeDeleter> panels(int nt) {
-  void* p = std::aligned_alloc(64, sizeof(float) * kKC * kNR * static_cast<size_t>(nt));
+  void* p = std::aligned_alloc(64, sizeof(float) * kThreadScratch * static_cast<size_t>(nt));
   if (!p) throw std::bad_alloc();
   return std::unique_ptr<float, FreeDeleter>(static_cast<float*>(p));
 }
 
-// Row tiles per work item at most: their rows of A for one kKC piece (12 KiB a tile) stay in L2.
-constexpr int64_t kMaxTiles = 20;
+// kMaxTiles (dense.h): row tiles per work item at most; their rows of A for one kKC piece
+// (12 KiB a tile) stay in L2.
 
 // Below this many multiply-adds the GEMM runs on the calling thread: waking the second
 // thread and splitting the work cost more than they saved up to about the size of the
@@ -109,8 +111,11 @@ void gemm_f32(const float* a, int64_t sam, int64_t sak, const float* b, int64_t 
   const int64_t npg = ceil_div(npanel, pg), nitem = ceil_div(ntile, tg) * npg;
   const int threads = static_cast<int>(std::min<int64_t>(nt, nitem));
   auto scratch = panels(threads);
+  // A last panel of a few columns (N = 100: 3 panels and 4 columns) by rem_f32_avx512, where A
+  // is contiguous along k or along m (every call of the dense layers).
+  const bool rem = N % kNR != 0 && N % kNR <= kRemCols && (sak == 1 || sam == 1);
   for_items(nitem, threads, true, [&](int64_t item, int t) {
-    float* p = scratch.get() + static_cast<size_t>(t) * kKC * kNR;
+    float* p = scratch.get() + static_cast<size_t>(t) * kThreadScratch;
     const int64_t t0 = (item / npg) * tg, t1 = std::min(ntile, t0 + tg);
     const int64_t p0 = (item % npg) * pg, p1 = std::min(npanel, p0 + pg);
     for (int64_t k0 = 0; k0 < K; k0 += kKC) {
@@ -118,6 +123,12 @@ void gemm_f32(const float* a, int64_t sam, int64_t sak, const float* b, int64_t 
       const bool first = k0 == 0, last = k0 + kc == K;
       for (int64_t panel = p0; panel < p1; ++panel) {
         const int64_t n0 = panel * kNR, nc = std::min<int64_t>(kNR, N - n0);
+        if (rem && panel == npanel - 1) {
+          const int64_t m0 = t0 * kMR, m1 = std::min(M, t1 * kMR);
+          rem_f32_avx512(a + m0 * sam, sam, sak, b, ldb, b_trans, k0, kc, n0, static_cast<int>(nc), c + m0 * ldc + n0,
+                         ldc, m1 - m0, first, last, bias ? bias + n0 : nullptr, act, p + kKC * kNR);
+          continue;
+        }
         pack_b_f32_avx512(b, ldb, b_trans, k0, kc, n0, nc, p);
         for (int64_t tile = t0; tile < t1; ++tile) {
           const int64_t m0 = tile * kMR;

@@ -148,6 +148,125 @@ void tile_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* p, i
 
 namespace {
 
+// C row (nc lanes of cm) = sums s added to C (unless first), then bias and act (if last): the
+// tile's epilogue for the columns of rem_f32_avx512.
+__attribute__((always_inline)) inline void finish_row(float* crow, __m512 v, __mmask16 cm, bool first, bool last,
+                                                      const float* bias, int act) {
+  if (!first) v = _mm512_add_ps(_mm512_maskz_loadu_ps(cm, crow), v);
+  if (last) {
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(cm, bias));
+    v = activate(v, act);
+  }
+  _mm512_mask_storeu_ps(crow, cm, v);
+}
+
+// sak == 1: 4 rows x 4 columns of dot products along k at a time (16 lanes of k each), B's
+// columns the rows of bt (ldt apart).  Rows and columns past the edge repeat the last one's
+// loads; their sums are dropped.
+void rem_dot(const float* a, int64_t sam, const float* bt, int64_t ldt, int64_t kc, int nc, float* c, int64_t ldc,
+             int64_t rows, bool first, bool last, const float* bias, int act) {
+  const __mmask16 cm = lanes(nc);
+  for (int64_t m = 0; m < rows; m += 4) {
+    alignas(64) float sums[4][16] = {};
+    for (int j0 = 0; j0 < nc; j0 += 4) {
+      const float* ar[4];
+      const float* br[4];
+      for (int r = 0; r < 4; ++r) ar[r] = a + (m + (m + r < rows ? r : rows - 1 - m)) * sam;
+      for (int j = 0; j < 4; ++j) br[j] = bt + (j0 + (j0 + j < nc ? j : nc - 1 - j0)) * ldt;
+      __m512 acc[4][4];
+      for (int r = 0; r < 4; ++r)
+        for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
+      for (int64_t k = 0; k < kc; k += 16) {
+        const __mmask16 km = lanes(kc - k);
+        __m512 av[4], bv[4];
+        for (int r = 0; r < 4; ++r) av[r] = _mm512_maskz_loadu_ps(km, ar[r] + k);
+        for (int j = 0; j < 4; ++j) bv[j] = _mm512_maskz_loadu_ps(km, br[j] + k);
+        for (int r = 0; r < 4; ++r)
+          for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(av[r], bv[j], acc[r][j]);
+      }
+      for (int r = 0; r < 4; ++r)
+        for (int j = 0; j < 4 && j0 + j < nc; ++j) sums[r][j0 + j] = _mm512_reduce_add_ps(acc[r][j]);
+    }
+    for (int r = 0; r < 4 && m + r < rows; ++r)
+      finish_row(c + (m + r) * ldc, _mm512_load_ps(sums[r]), cm, first, last, bias, act);
+  }
+}
+
+// sam == 1 (A(m, k) = a[m + k * sak]): NC columns of 32 rows at a time, vectors along m times
+// B(k, j) broadcast.
+template <int NC>
+void rem_axpy(const float* a, int64_t sak, const float* b, int64_t ldb, bool b_trans, int64_t kc, float* c,
+              int64_t ldc, int64_t rows, bool first, bool last, const float* bias, int act) {
+  const __mmask16 cm = lanes(NC);
+  const int64_t bk = b_trans ? 1 : ldb, bj = b_trans ? ldb : 1;  // B(k, j) = b[k * bk + j * bj]
+  const __m512i jidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(32));
+  for (int64_t m = 0; m < rows; m += 32) {
+    const __mmask16 m0 = lanes(rows - m), m1 = lanes(rows - m - 16);
+    __m512 acc[2][NC];
+    for (int j = 0; j < NC; ++j) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* ak = a + k * sak + m;
+      const __m512 a0 = _mm512_maskz_loadu_ps(m0, ak), a1 = _mm512_maskz_loadu_ps(m1, ak + 16);
+      for (int j = 0; j < NC; ++j) {
+        const __m512 bv = _mm512_set1_ps(b[k * bk + j * bj]);
+        acc[0][j] = _mm512_fmadd_ps(a0, bv, acc[0][j]);
+        acc[1][j] = _mm512_fmadd_ps(a1, bv, acc[1][j]);
+      }
+    }
+    alignas(64) float col[NC][32];  // col[j][i]: row m + i, column j
+    for (int j = 0; j < NC; ++j) {
+      _mm512_store_ps(col[j], acc[0][j]);
+      _mm512_store_ps(col[j] + 16, acc[1][j]);
+    }
+    const int64_t n = rows - m < 32 ? rows - m : 32;
+    for (int64_t i = 0; i < n; ++i)
+      finish_row(c + (m + i) * ldc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), cm, jidx, &col[0][i], 4), cm,
+                 first, last, bias, act);
+  }
+}
+
+}  // namespace
+
+void rem_f32_avx512(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, bool b_trans,
+                    int64_t k0, int64_t kc, int64_t n0, int nc, float* c, int64_t ldc, int64_t rows, bool first,
+                    bool last, const float* bias, int act, float* scratch) {
+  if (sak == 1) {
+    if (b_trans) {  // B's columns are b's rows
+      rem_dot(a + k0, sam, b + n0 * ldb + k0, ldb, kc, nc, c, ldc, rows, first, last, bias, act);
+      return;
+    }
+    // B's nc columns copied as rows of kKC + 16 floats (16 x 16 blocks transposed in registers)
+    const int64_t ldt = kKC + 16;
+    const __mmask16 cm = lanes(nc);
+    for (int64_t kb = 0; kb < kc; kb += 16) {
+      const int64_t kn = kc - kb < 16 ? kc - kb : 16;
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < kn ? _mm512_maskz_loadu_ps(cm, b + (k0 + kb + i) * ldb + n0) : _mm512_setzero_ps();
+      avx512::transpose16_ps(r);
+      for (int j = 0; j < nc; ++j) _mm512_store_ps(scratch + j * ldt + kb, r[j]);
+    }
+    rem_dot(a + k0, sam, scratch, ldt, kc, nc, c, ldc, rows, first, last, bias, act);
+    return;
+  }
+  // sam == 1
+  const float* bp = b + (b_trans ? n0 * ldb + k0 : k0 * ldb + n0);
+  const float* ap = a + k0 * sak;
+  switch (nc) {
+    case 1: rem_axpy<1>(ap, sak, bp, ldb, b_trans, kc, c, ldc, rows, first, last, bias, act); break;
+    case 2: rem_axpy<2>(ap, sak, bp, ldb, b_trans, kc, c, ldc, rows, first, last, bias, act); break;
+    case 3: rem_axpy<3>(ap, sak, bp, ldb, b_trans, kc, c, ldc, rows, first, last, bias, act); break;
+    case 4: rem_axpy<4>(ap, sak, bp, ldb, b_trans, kc, c, ldc, rows, first, last, bias, act); break;
+    case 5: rem_axpy<5>(ap, sak, bp, ldb, b_trans, kc, c, ldc, rows, first, last, bias, act); break;
+    case 6: rem_axpy<6>(ap, sak, bp, ldb, b_trans, kc, c, ldc, rows, first, last, bias, act); break;
+    case 7: rem_axpy<7>(ap, sak, bp, ldb, b_trans, kc, c, ldc, rows, first, last, bias, act); break;
+    default: rem_axpy<8>(ap, sak, bp, ldb, b_trans, kc, c, ldc, rows, first, last, bias, act); break;
+  }
+}
+
+namespace {
+
 // C[0..MR) x [0..N) in one sweep over B's rows, all NV vectors of a row at once: the
 // matrix-vector products of a batch of one to three samples (W read once, row after row).
 template <int MR, int NV>

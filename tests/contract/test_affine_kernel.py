@@ -33,7 +33,10 @@ AFFINE_CASES = [
     (100, 784, 50, "contiguous"),   # the book's first layer: 50 = 32 + 18 columns
     (37, 600, 16, "readonly"),      # 16 columns: a one-vector panel
     (64, 9, 130, "contiguous"),     # five panels, the last of 2 columns
-    (30, 300, 100, "strided"),      # 100 = 3 panels + 4 columns
+    (30, 300, 100, "strided"),      # 100 = 3 panels + 4 columns (the last 4 by dot products / along m)
+    (100, 4320, 100, "contiguous"),  # SimpleConvNet's affine layer in training
+    (260, 520, 40, "contiguous"),   # 40 = 32 + 8, 520 = 16 x 32 + 8: the widest last panels of their own; k in pieces
+    (70, 300, 41, "readonly"),      # 41 = 32 + 9: a one-vector tile for the last panel
     (0, 5, 3, "contiguous"),        # empty batch
     (6, 0, 4, "contiguous"),        # no features: x @ W is 0, the bias alone remains
     (5, 4, 0, "contiguous"),        # no outputs
