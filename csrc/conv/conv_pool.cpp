@@ -7,6 +7,7 @@
 // at each window's argmax, and they visit those cells only, so the gradients equal the unfused
 // ones to rounding.
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -131,11 +132,15 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
   job.nvr = ceil_div(g.kw * g.C, lanes);
   job.xlen = (g.H + 2 * g.pad) * job.Wp * g.C + job.nvr * lanes;  // slack: a row's last whole vector
   // off1[a + 1]: pixel a's window; off1[0], for a = -1 (listed, not counted), any valid one
-  std::vector<int64_t> off1(static_cast<size_t>(job.npix + 1), 0);
+  // the lists hold int32 offsets into the copy
+  if (job.xlen > std::numeric_limits<int32_t>::max())
+    throw std::length_error("conv2d_relu_maxpool2d_backward: a sample's padded input has 2^31 elements or more");
+  std::vector<int32_t> off1(static_cast<size_t>(job.npix + 1), 0);
   for (int64_t oy = 0; oy < g.OH; ++oy)
-    for (int64_t ox = 0; ox < g.OW; ++ox) off1[1 + oy * g.OW + ox] = (oy * g.stride * job.Wp + ox * g.stride) * g.C;
+    for (int64_t ox = 0; ox < g.OW; ++ox)
+      off1[1 + oy * g.OW + ox] = static_cast<int32_t>((oy * g.stride * job.Wp + ox * g.stride) * g.C);
   job.off1 = off1.data();
-  std::vector<int64_t> base;
+  std::vector<int32_t> base;
   if (cell) {  // 2 x 2 windows of stride 2 (conv_relu_pool_cells)
     job.argmax = nullptr;
     job.cell = cell;
@@ -144,10 +149,9 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
       for (int64_t px = 0; px < p.OW; ++px) base[py * p.OW + px] = off1[1 + 2 * py * g.OW + 2 * px];
     job.base = base.data();
     const int64_t right = g.stride * g.C, down = g.stride * job.Wp * g.C;
-    job.cell_off[0] = 0;
-    job.cell_off[kCellRight] = right;
-    job.cell_off[kCellDown] = down;
-    job.cell_off[kCellDownRight] = down + right;
+    job.cell_off[kCellRight] = static_cast<int32_t>(right);
+    job.cell_off[kCellDown] = static_cast<int32_t>(down);
+    job.cell_off[kCellDownRight] = static_cast<int32_t>(down + right);
   }
   const int64_t ld = job.nvr * lanes, part = g.FN * g.kh * ld;
   AlignedVector<T> wr;

@@ -131,14 +131,14 @@ struct SparseJob {
   const T* dy;             // (N, FN, P): the pooled gradient
   const int64_t* argmax;   // (N, FN, P): conv output pixel oy * OW + ox, or -1; or nullptr and:
   const int8_t* cell;      // (N, FN, P): the argmax cell of a 2 x 2 window (pool.h), or -1
-  const int64_t* base;     // with cell: base[i] + cell_off[c] is window i's cell c's window in xs
-  int64_t cell_off[4];
+  const int32_t* base;     // with cell: base[i] + cell_off[c] is window i's cell c's window in xs
+  int32_t cell_off[16];    // [0, 4) used; 16 for a whole vector
   int64_t cin, H, W, FN, P, kh, kw, pad;
   int64_t npix;            // conv output pixels (OH * OW): argmax must be < npix
   int64_t Wp;              // pixels per row of the copy (W + 2 pad)
   int64_t nvr;             // vectors per window row: ceil(kw * cin / lanes)
   int64_t xlen;            // elements of the copy, slack included
-  const int64_t* off1;     // off1[a + 1]: first element of pixel a's window in xs (off1[0]: any)
+  const int32_t* off1;     // off1[a + 1]: first element of pixel a's window in xs (off1[0]: any)
   const T* wr;             // wr[(fn * kh + ky) * nvr * lanes + kx * cin + c] = W[fn][c][ky][kx], 0 past kw * cin
   T* dx;                   // (N, cin, H, W), or nullptr: no data gradient
 };
@@ -147,8 +147,8 @@ struct SparseJob {
 constexpr int64_t kSparseSlack = 16;
 
 // Where sparse_backward's scratch holds what (in elements of T, 64-byte aligned): the list
-// of one channel's window offsets (int64) at 0, their dy at g, the input copy at xs, the copy
-// of dx at dxs; `size` in all.
+// of one channel's window offsets (int32: xlen < 2^31, sparse_gradients checks) at 0, their dy
+// at g, the input copy at xs, the copy of dx at dxs; `size` in all.
 struct SparseLayout {
   int64_t g, xs, dxs, size;
 };
@@ -158,7 +158,7 @@ inline SparseLayout sparse_layout(const SparseJob<T>& j) {
   constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(T));
   const auto up = [](int64_t n) { return (n + line - 1) / line * line; };
   SparseLayout l{};
-  l.g = up((j.P + kSparseSlack) * 8 / static_cast<int64_t>(sizeof(T)));
+  l.g = up((j.P + kSparseSlack) * 4 / static_cast<int64_t>(sizeof(T)) + 1);
   l.xs = l.g + up(j.P + kSparseSlack);
   l.dxs = l.xs + up(j.xlen);
   l.size = l.dxs + (j.dx ? up(j.xlen) : 0);

@@ -110,81 +110,85 @@ struct VH {
 
 #include "kernels.h"
 
-// SparseList (kernels_sparse.h) eight entries at a time: the live lanes' window offsets
-// gathered and compressed, their dy compressed, and whole vectors stored (the lists have
-// slack for them); db in eight double lanes.
+// SparseList (kernels_sparse.h) sixteen entries at a time: the live lanes' window offsets
+// (gathered from off1, or a cell's offset added to the window's base) and their dy
+// compressed and stored as whole vectors (the lists have slack for them); db in two vectors
+// of eight double lanes.
 template <class VT>
-struct SparseList8 {
+struct SparseList16 {
   using T = typename VT::T;
-  static int64_t run(const int64_t* am, const T* dy, int64_t P, const int64_t* off1, int64_t npix, int64_t* off,
+  static int64_t run(const int64_t* am, const T* dy, int64_t P, const int32_t* off1, int64_t npix, int32_t* off,
                      T* g, bool& ok, double& sum) {
-    const __m512i minus1 = _mm512_set1_epi64(-1), top = _mm512_set1_epi64(npix), one = _mm512_set1_epi64(1);
-    __m512d acc = _mm512_setzero_pd();
-    __mmask8 bad = 0;
-    int64_t cnt = 0;
-    for (int64_t i = 0; i < P; i += 8) {
-      const __mmask8 m = P - i >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << (P - i)) - 1u);
-      const __m512i a = _mm512_maskz_loadu_epi64(m, am + i);
-      const __mmask8 in = _mm512_mask_cmpge_epi64_mask(m, a, minus1) & _mm512_cmplt_epi64_mask(a, top);
-      const __mmask8 live = _mm512_mask_cmpge_epi64_mask(in, a, _mm512_setzero_si512());
-      bad |= static_cast<__mmask8>(m & ~in);
-      const __m512i o = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), live, _mm512_add_epi64(a, one), off1, 8);
-      _mm512_storeu_si512(off + cnt, _mm512_maskz_compress_epi64(live, o));
-      __m512d d;
-      if constexpr (sizeof(T) == 4) {
-        const __m256 v = _mm256_maskz_loadu_ps(m, dy + i);
-        _mm256_storeu_ps(g + cnt, _mm256_maskz_compress_ps(live, v));
-        d = _mm512_cvtps_pd(v);
-      } else {
-        d = _mm512_maskz_loadu_pd(m, dy + i);
-        _mm512_storeu_pd(g + cnt, _mm512_maskz_compress_pd(live, d));
-      }
-      acc = _mm512_mask_add_pd(acc, live, acc, d);
-      cnt += __builtin_popcount(static_cast<unsigned>(live));
-    }
-    ok = ok && bad == 0;
-    sum += _mm512_reduce_add_pd(acc);
-    return cnt;
+    const __m512i minus1 = _mm512_set1_epi64(-1), top = _mm512_set1_epi64(npix);
+    return list(dy, P, off, g, ok, sum, [&](int64_t i, __mmask16 m, __mmask16& in, __mmask16& live) {
+      const __m512i a0 = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(m), am + i);
+      const __m512i a1 = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(m >> 8), am + i + 8);
+      const __mmask8 in0 = _mm512_mask_cmpge_epi64_mask(static_cast<__mmask8>(m), a0, minus1) &
+                           _mm512_cmplt_epi64_mask(a0, top);
+      const __mmask8 in1 = _mm512_mask_cmpge_epi64_mask(static_cast<__mmask8>(m >> 8), a1, minus1) &
+                           _mm512_cmplt_epi64_mask(a1, top);
+      const __mmask8 l0 = _mm512_mask_cmpge_epi64_mask(in0, a0, _mm512_setzero_si512());
+      const __mmask8 l1 = _mm512_mask_cmpge_epi64_mask(in1, a1, _mm512_setzero_si512());
+      in = static_cast<__mmask16>(in0 | (in1 << 8));
+      live = static_cast<__mmask16>(l0 | (l1 << 8));
+      // in range, so the int32 truncation is exact where it is used
+      const __m512i a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a0)),
+                                           _mm512_cvtepi64_epi32(a1), 1);
+      return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_add_epi32(a, _mm512_set1_epi32(1)),
+                                         off1, 4);
+    });
   }
-  // From cells: base[i] plus the cell's offset (a permute of cell_off), no gather.
-  static int64_t run_cells(const int8_t* cm, const T* dy, int64_t P, const int64_t* base, const int64_t* cell_off,
-                           int64_t* off, T* g, bool& ok, double& sum) {
-    const __m512i minus1 = _mm512_set1_epi64(-1), three = _mm512_set1_epi64(3);
-    const __m512i table = _mm512_maskz_loadu_epi64(0x0F, cell_off);
-    __m512d acc = _mm512_setzero_pd();
-    __mmask8 bad = 0;
+  static int64_t run_cells(const int8_t* cm, const T* dy, int64_t P, const int32_t* base, const int32_t* cell_off,
+                           int32_t* off, T* g, bool& ok, double& sum) {
+    const __m512i minus1 = _mm512_set1_epi32(-1), three = _mm512_set1_epi32(3);
+    const __m512i table = _mm512_loadu_si512(cell_off);  // [0, 4) used
+    return list(dy, P, off, g, ok, sum, [&](int64_t i, __mmask16 m, __mmask16& in, __mmask16& live) {
+      const __m512i c = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, cm + i));
+      in = _mm512_mask_cmpge_epi32_mask(m, c, minus1) & _mm512_cmple_epi32_mask(c, three);
+      live = _mm512_mask_cmpge_epi32_mask(in, c, _mm512_setzero_si512());
+      return _mm512_add_epi32(_mm512_maskz_loadu_epi32(live, base + i), _mm512_permutexvar_epi32(c, table));
+    });
+  }
+  // where(i, m, in, live): the 16 entries from i (lanes m) -> their offsets, in range, live
+  template <class Where>
+  static int64_t list(const T* dy, int64_t P, int32_t* off, T* g, bool& ok, double& sum, Where where) {
+    __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
+    __mmask16 bad = 0;
     int64_t cnt = 0;
-    for (int64_t i = 0; i < P; i += 8) {
-      const __mmask8 m = P - i >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << (P - i)) - 1u);
-      const __m512i c = _mm512_cvtepi8_epi64(_mm_maskz_loadu_epi8(m, cm + i));
-      const __mmask8 in = _mm512_mask_cmpge_epi64_mask(m, c, minus1) & _mm512_cmple_epi64_mask(c, three);
-      const __mmask8 live = _mm512_mask_cmpge_epi64_mask(in, c, _mm512_setzero_si512());
-      bad |= static_cast<__mmask8>(m & ~in);
-      const __m512i o = _mm512_add_epi64(_mm512_maskz_loadu_epi64(live, base + i), _mm512_permutexvar_epi64(c, table));
-      _mm512_storeu_si512(off + cnt, _mm512_maskz_compress_epi64(live, o));
-      __m512d d;
+    for (int64_t i = 0; i < P; i += 16) {
+      const __mmask16 m = P - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (P - i)) - 1u);
+      __mmask16 in, live;
+      const __m512i o = where(i, m, in, live);
+      bad |= static_cast<__mmask16>(m & ~in);
+      _mm512_storeu_si512(off + cnt, _mm512_maskz_compress_epi32(live, o));
+      const __mmask8 l0 = static_cast<__mmask8>(live), l1 = static_cast<__mmask8>(live >> 8);
+      __m512d d0, d1;
       if constexpr (sizeof(T) == 4) {
-        const __m256 v = _mm256_maskz_loadu_ps(m, dy + i);
-        _mm256_storeu_ps(g + cnt, _mm256_maskz_compress_ps(live, v));
-        d = _mm512_cvtps_pd(v);
+        const __m512 v = _mm512_maskz_loadu_ps(m, dy + i);
+        _mm512_storeu_ps(g + cnt, _mm512_maskz_compress_ps(live, v));
+        d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        d1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
       } else {
-        d = _mm512_maskz_loadu_pd(m, dy + i);
-        _mm512_storeu_pd(g + cnt, _mm512_maskz_compress_pd(live, d));
+        d0 = _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), dy + i);
+        d1 = _mm512_maskz_loadu_pd(static_cast<__mmask8>(m >> 8), dy + i + 8);
+        _mm512_storeu_pd(g + cnt, _mm512_maskz_compress_pd(l0, d0));
+        _mm512_storeu_pd(g + cnt + __builtin_popcount(static_cast<unsigned>(l0)), _mm512_maskz_compress_pd(l1, d1));
       }
-      acc = _mm512_mask_add_pd(acc, live, acc, d);
+      acc0 = _mm512_mask_add_pd(acc0, l0, acc0, d0);
+      acc1 = _mm512_mask_add_pd(acc1, l1, acc1, d1);
       cnt += __builtin_popcount(static_cast<unsigned>(live));
     }
     ok = ok && bad == 0;
-    sum += _mm512_reduce_add_pd(acc);
+    sum += _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
     return cnt;
   }
 };
 template <>
-struct SparseList<VF> : SparseList8<VF> {};
+struct SparseList<VF> : SparseList16<VF> {};
 template <>
-struct SparseList<VD> : SparseList8<VD> {};
+struct SparseList<VD> : SparseList16<VD> {};
 template <>
-struct SparseList<VH> : SparseList8<VH> {};
+struct SparseList<VH> : SparseList16<VH> {};
 
 // PREFETCHW (all AVX-512 CPUs have it): fetch the line for writing; never faults.
 inline void prefetch_write(const void* p) {

@@ -17,7 +17,7 @@ constexpr int kSparseR = 5, kSparseNB = 6;  // the largest tiles instantiated: r
 
 // acc[r][b] (at dwp + r * ld + b * W) += sum over j < n of g[j] * xs[off[j] + r * rs + b * W].
 template <class VT, int R, int NB>
-void sparse_dw_tile(typename VT::T* xs, int64_t rs, const int64_t* off, const typename VT::T* g, int64_t n,
+void sparse_dw_tile(typename VT::T* xs, int64_t rs, const int32_t* off, const typename VT::T* g, int64_t n,
                     typename VT::T* dwp, const typename VT::T*, int64_t ld, int) {
   using T = typename VT::T;
   constexpr int W = VT::W;
@@ -61,7 +61,7 @@ void sparse_dw_tile(typename VT::T* xs, int64_t rs, const int64_t* off, const ty
 // through the zero weights past a window row).  Even j, then odd: neighbouring windows
 // overlap, and a load of what the last one stored would wait for that store.
 template <class VT, int R, int NB>
-void sparse_dx_tile(typename VT::T* dxs, int64_t rs, const int64_t* off, const typename VT::T* g, int64_t n,
+void sparse_dx_tile(typename VT::T* dxs, int64_t rs, const int32_t* off, const typename VT::T* g, int64_t n,
                     typename VT::T*, const typename VT::T* wr, int64_t ld, int last) {
   using T = typename VT::T;
   constexpr int W = VT::W;
@@ -92,7 +92,7 @@ void sparse_dx_tile(typename VT::T* dxs, int64_t rs, const int64_t* off, const t
 // sums (weight gradient) or weights (data gradient) with their row stride, and the lanes of
 // the block's last vector.
 template <class T>
-using SparseFn = void (*)(T*, int64_t, const int64_t*, const T*, int64_t, T*, const T*, int64_t, int);
+using SparseFn = void (*)(T*, int64_t, const int32_t*, const T*, int64_t, T*, const T*, int64_t, int);
 
 template <bool B>
 struct DxTag {
@@ -214,8 +214,8 @@ inline double keep_if(double v, bool keep) {
 
 template <class VT>
 struct SparseList {
-  static int64_t run(const int64_t* am, const typename VT::T* dy, int64_t P, const int64_t* off1, int64_t npix,
-                     int64_t* off, typename VT::T* g, bool& ok, double& sum) {
+  static int64_t run(const int64_t* am, const typename VT::T* dy, int64_t P, const int32_t* off1, int64_t npix,
+                     int32_t* off, typename VT::T* g, bool& ok, double& sum) {
     return list(dy, P, off, g, ok, sum, [&](int64_t i, bool& in, bool& live) __attribute__((always_inline)) {
       const int64_t a = am[i];
       in = a >= -1 && a < npix;
@@ -223,8 +223,8 @@ struct SparseList {
       return off1[in ? a + 1 : 0];
     });
   }
-  static int64_t run_cells(const int8_t* cm, const typename VT::T* dy, int64_t P, const int64_t* base,
-                           const int64_t* cell_off, int64_t* off, typename VT::T* g, bool& ok, double& sum) {
+  static int64_t run_cells(const int8_t* cm, const typename VT::T* dy, int64_t P, const int32_t* base,
+                           const int32_t* cell_off, int32_t* off, typename VT::T* g, bool& ok, double& sum) {
     return list(dy, P, off, g, ok, sum, [&](int64_t i, bool& in, bool& live) __attribute__((always_inline)) {
       const int c = cm[i];
       in = c >= -1 && c <= 3;
@@ -234,7 +234,7 @@ struct SparseList {
   }
   // where(i, in, live): entry i's window offset, and whether it is in range and live
   template <class Where>
-  static int64_t list(const typename VT::T* dy, int64_t P, int64_t* off, typename VT::T* g, bool& ok, double& sum,
+  static int64_t list(const typename VT::T* dy, int64_t P, int32_t* off, typename VT::T* g, bool& ok, double& sum,
                       Where where) {
     int64_t cnt = 0;
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four sums: one would be a chain of adds
@@ -265,7 +265,7 @@ bool sparse_backward(const SparseJob<typename VT::T>& job, int64_t n0, int64_t n
   using T = typename VT::T;
   constexpr int W = VT::W;
   const SparseLayout L = sparse_layout(job);
-  int64_t* off = reinterpret_cast<int64_t*>(scratch);
+  int32_t* off = reinterpret_cast<int32_t*>(scratch);
   T* g = scratch + L.g;
   T* xs = scratch + L.xs;
   T* dxs = scratch + L.dxs;
