@@ -365,9 +365,11 @@ def conv2d_relu_maxpool2d_backward(dy, ctx: ConvPoolContext, need_dx: bool = Tru
 
     The pooled gradient is zero except at each window's argmax (3 cells in 4 for 2 x 2
     windows), and the C++ backend's sums visit those cells only: the same values to rounding
-    (another order of the sums), not bit for bit.  One consequence: with an inf or NaN in x,
-    the composition's dW is NaN wherever a zero cell multiplies it (0 * inf), the C++
-    backend's only where a window that passed the ReLU holds it."""
+    (another order of the sums), not bit for bit; without dx, the weight gradient of thin
+    windows (kw * C <= 8) has a kernel of its own, so dW may differ from ``need_dx=True``'s in
+    the last bits.  One consequence: with an inf or NaN in x, the composition's dW is NaN
+    wherever a zero cell multiplies it (0 * inf), the C++ backend's only where a window that
+    passed the ReLU holds it."""
     dy = _check_grad(dy, ctx, ConvPoolContext, "conv2d_relu_maxpool2d_forward")
     return ctx.backend.conv2d_relu_maxpool2d_backward(dy, ctx.state, bool(need_dx))
 

@@ -112,8 +112,10 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
     return true;
   }
   const Kernels<T>& K = kernels<T>();
-  // thin windows (kw * C <= 8) without dx: the narrow vectors, where the SIMD level has them
-  const bool narrow = !dx && K.sparse_backward_narrow && g.kw * g.C <= kSparseNarrowLanes;
+  // thin windows (kw * C <= 8, kh <= 8) without dx: two window rows to a vector, where the SIMD
+  // level has the kernel
+  const bool narrow = !dx && K.sparse_backward_narrow && g.kw * g.C >= 1 && g.kw * g.C <= kSparseNarrowLanes &&
+                     g.kh <= kSparsePairRows;
   const int lanes = narrow ? kSparseNarrowLanes : K.lanes;
   SparseJob<T> job{};
   job.x = x;
@@ -132,13 +134,18 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
   job.nvr = ceil_div(g.kw * g.C, lanes);
   job.xlen = (g.H + 2 * g.pad) * job.Wp * g.C + job.nvr * lanes;  // slack: a row's last whole vector
   // off1[a + 1]: pixel a's window; off1[0], for a = -1 (listed, not counted), any valid one
+  if (narrow) job.Wq = job.Wp - g.kw + 1;  // the offsets index the pair copy (kernel_table.h)
   // the lists hold int32 offsets into the copy
-  if (job.xlen > std::numeric_limits<int32_t>::max())
+  if (std::max(job.xlen, sparse_pairs_len(job)) > std::numeric_limits<int32_t>::max())
     throw std::length_error("conv2d_relu_maxpool2d_backward: a sample's padded input has 2^31 elements or more");
+  // window (oy, ox) of the convolution's output: its first element in the copy
+  const auto window = [&](int64_t oy, int64_t ox) {
+    const int64_t y = oy * g.stride, x = ox * g.stride;
+    return static_cast<int32_t>(narrow ? sparse_pair_offset(y, x, job.Wq) : (y * job.Wp + x) * g.C);
+  };
   std::vector<int32_t> off1(static_cast<size_t>(job.npix + 1), 0);
   for (int64_t oy = 0; oy < g.OH; ++oy)
-    for (int64_t ox = 0; ox < g.OW; ++ox)
-      off1[1 + oy * g.OW + ox] = static_cast<int32_t>((oy * g.stride * job.Wp + ox * g.stride) * g.C);
+    for (int64_t ox = 0; ox < g.OW; ++ox) off1[1 + oy * g.OW + ox] = window(oy, ox);
   job.off1 = off1.data();
   std::vector<int32_t> base;
   if (cell) {  // 2 x 2 windows of stride 2 (conv_relu_pool_cells)
@@ -148,10 +155,9 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
     for (int64_t py = 0; py < p.OH; ++py)
       for (int64_t px = 0; px < p.OW; ++px) base[py * p.OW + px] = off1[1 + 2 * py * g.OW + 2 * px];
     job.base = base.data();
-    const int64_t right = g.stride * g.C, down = g.stride * job.Wp * g.C;
-    job.cell_off[kCellRight] = static_cast<int32_t>(right);
-    job.cell_off[kCellDown] = static_cast<int32_t>(down);
-    job.cell_off[kCellDownRight] = static_cast<int32_t>(down + right);
+    job.cell_off[kCellRight] = window(0, 1);
+    job.cell_off[kCellDown] = window(1, 0);
+    job.cell_off[kCellDownRight] = window(1, 1);
   }
   const int64_t ld = job.nvr * lanes, part = g.FN * g.kh * ld;
   AlignedVector<T> wr;

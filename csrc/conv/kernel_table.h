@@ -141,17 +141,31 @@ struct SparseJob {
   const int32_t* off1;     // off1[a + 1]: first element of pixel a's window in xs (off1[0]: any)
   const T* wr;             // wr[(fn * kh + ky) * nvr * lanes + kx * cin + c] = W[fn][c][ky][kx], 0 past kw * cin
   T* dx;                   // (N, cin, H, W), or nullptr: no data gradient
+  int64_t Wq;              // sparse_backward_narrow: window columns of its pair copy (the
+                           // offsets then index that copy: sparse_pair_offset)
 };
+
+// sparse_backward_narrow's copy of a sample: for every row y < Hp and window column x < Wq,
+// 16 floats, the kSparseNarrowLanes elements of xs from (y, x) on and those of row y + 1
+// (zeros past the last row).  Window (y, x)'s offset in it:
+inline int64_t sparse_pair_offset(int64_t y, int64_t x, int64_t Wq) { return (y * Wq + x) * 16; }
 
 // Entries past P that the lists of windows may be written with (whole vectors of them).
 constexpr int64_t kSparseSlack = 16;
 
 // Where sparse_backward's scratch holds what (in elements of T, 64-byte aligned): the list
 // of one channel's window offsets (int32: xlen < 2^31, sparse_gradients checks) at 0, their dy
-// at g, the input copy at xs, the copy of dx at dxs; `size` in all.
+// at g, the input copy at xs, the copy of dx at dxs, the narrow kernel's pair copy at pairs;
+// `size` in all.
 struct SparseLayout {
-  int64_t g, xs, dxs, size;
+  int64_t g, xs, dxs, pairs, size;
 };
+
+// Elements of the pair copy (0 unless job.Wq).
+template <class T>
+inline int64_t sparse_pairs_len(const SparseJob<T>& j) {
+  return j.Wq ? (j.H + 2 * j.pad) * j.Wq * 16 : 0;
+}
 
 template <class T>
 inline SparseLayout sparse_layout(const SparseJob<T>& j) {
@@ -161,11 +175,12 @@ inline SparseLayout sparse_layout(const SparseJob<T>& j) {
   l.g = up((j.P + kSparseSlack) * 4 / static_cast<int64_t>(sizeof(T)) + 1);
   l.xs = l.g + up(j.P + kSparseSlack);
   l.dxs = l.xs + up(j.xlen);
-  l.size = l.dxs + (j.dx ? up(j.xlen) : 0);
+  l.pairs = l.dxs + (j.dx ? up(j.xlen) : 0);
+  l.size = l.pairs + up(sparse_pairs_len(j));
   return l;
 }
 
-constexpr int kSparseNarrowLanes = 8;
+constexpr int kSparseNarrowLanes = 8, kSparsePairRows = 8;
 
 template <class T>
 struct Kernels {
@@ -190,8 +205,9 @@ struct Kernels {
   // sparse_layout(job).size elements.  False (results then meaningless) if an argmax entry is
   // outside [-1, npix).
   bool (*sparse_backward)(const SparseJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwp, double* db);
-  // The same with kSparseNarrowLanes-element vectors, for windows whose rows fit one (kw *
-  // cin <= 8); nullptr where the SIMD level has none.
+  // The weight gradient alone (no job.dx) for windows whose rows fit kSparseNarrowLanes
+  // elements (kw * cin <= 8) and at most kSparsePairRows rows, two window rows to a vector
+  // (job.Wq set, the offsets into the pair copy); nullptr where the SIMD level has none.
   bool (*sparse_backward_narrow)(const SparseJob<T>& job, int64_t n0, int64_t n1, T* scratch, T* dwp,
                                  double* db);
 };

@@ -80,10 +80,9 @@ struct VD {
   __attribute__((always_inline)) static void transpose(R* r) { ::fastdl::avx512::transpose8_pd(r); }
 };
 
-// Eight floats (256-bit registers, AVX-512VL masks): the sparse weight gradient of windows
-// whose rows are at most eight elements (kw * cin <= 8, the books' 5 x 5 first layers),
-// where a 16-float row load would cross a cache line 15 times in 16 and one of 8 floats
-// 7 times in 16.  Only what kernels_sparse.h uses is meant to run.
+// Eight floats (256-bit registers, AVX-512VL masks): the input copy and the lists of
+// sparse_backward_pairs, the weight gradient of windows whose rows are at most eight elements
+// (kw * cin <= 8, the books' 5 x 5 first layers).  Only what those use is meant to run.
 struct VH {
   using T = float;
   using R = __m256;
@@ -112,8 +111,8 @@ struct VH {
 
 // SparseList (kernels_sparse.h) sixteen entries at a time: the live lanes' window offsets
 // (gathered from off1, or a cell's offset added to the window's base) and their dy
-// compressed and stored as whole vectors (the lists have slack for them); db in two vectors
-// of eight double lanes.
+// compressed and stored as whole vectors (the lists have slack for them); db in 16 float
+// lanes (P / 16 terms each; double from there on), or for double in two vectors of 8 lanes.
 template <class VT>
 struct SparseList16 {
   using T = typename VT::T;
@@ -153,6 +152,7 @@ struct SparseList16 {
   template <class Where>
   static int64_t list(const T* dy, int64_t P, int32_t* off, T* g, bool& ok, double& sum, Where where) {
     __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
+    __m512 accf = _mm512_setzero_ps();
     __mmask16 bad = 0;
     int64_t cnt = 0;
     for (int64_t i = 0; i < P; i += 16) {
@@ -161,24 +161,26 @@ struct SparseList16 {
       const __m512i o = where(i, m, in, live);
       bad |= static_cast<__mmask16>(m & ~in);
       _mm512_storeu_si512(off + cnt, _mm512_maskz_compress_epi32(live, o));
-      const __mmask8 l0 = static_cast<__mmask8>(live), l1 = static_cast<__mmask8>(live >> 8);
-      __m512d d0, d1;
       if constexpr (sizeof(T) == 4) {
         const __m512 v = _mm512_maskz_loadu_ps(m, dy + i);
         _mm512_storeu_ps(g + cnt, _mm512_maskz_compress_ps(live, v));
-        d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-        d1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        accf = _mm512_mask_add_ps(accf, live, accf, v);
       } else {
-        d0 = _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), dy + i);
-        d1 = _mm512_maskz_loadu_pd(static_cast<__mmask8>(m >> 8), dy + i + 8);
+        const __mmask8 l0 = static_cast<__mmask8>(live), l1 = static_cast<__mmask8>(live >> 8);
+        const __m512d d0 = _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), dy + i);
+        const __m512d d1 = _mm512_maskz_loadu_pd(static_cast<__mmask8>(m >> 8), dy + i + 8);
         _mm512_storeu_pd(g + cnt, _mm512_maskz_compress_pd(l0, d0));
         _mm512_storeu_pd(g + cnt + __builtin_popcount(static_cast<unsigned>(l0)), _mm512_maskz_compress_pd(l1, d1));
+        acc0 = _mm512_mask_add_pd(acc0, l0, acc0, d0);
+        acc1 = _mm512_mask_add_pd(acc1, l1, acc1, d1);
       }
-      acc0 = _mm512_mask_add_pd(acc0, l0, acc0, d0);
-      acc1 = _mm512_mask_add_pd(acc1, l1, acc1, d1);
       cnt += __builtin_popcount(static_cast<unsigned>(live));
     }
     ok = ok && bad == 0;
+    if constexpr (sizeof(T) == 4) {
+      acc0 = _mm512_cvtps_pd(_mm512_castps512_ps256(accf));
+      acc1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(accf), 1)));
+    }
     sum += _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
     return cnt;
   }
@@ -189,6 +191,80 @@ template <>
 struct SparseList<VD> : SparseList16<VD> {};
 template <>
 struct SparseList<VH> : SparseList16<VH> {};
+
+// sparse_backward_narrow's tile: dwf's rows (8 floats apart, kh of them) += the sum over the
+// list of g[j] times window j's rows, two rows to a 16-float aligned load of the pair copy
+// (pairs ps floats apart).  U accumulator sets over interleaved windows for 8+ FMA chains.
+template <int NP>
+void pair_dw_tile(const float* xp, int64_t ps, const int32_t* off, const float* g, int64_t n, float* dwf,
+                  int64_t kh) {
+  constexpr int U = NP >= 4 ? 2 : NP >= 2 ? 4 : 8;
+  __m512 acc[U][NP];
+  for (int u = 0; u < U; ++u)
+    for (int q = 0; q < NP; ++q) acc[u][q] = _mm512_setzero_ps();
+  const auto step = [&](int64_t j, int u) __attribute__((always_inline)) {
+    const __m512 gv = _mm512_set1_ps(g[j]);
+    const float* p = xp + off[j];
+    for (int q = 0; q < NP; ++q) acc[u][q] = _mm512_fmadd_ps(gv, _mm512_load_ps(p + q * ps), acc[u][q]);
+  };
+  const int64_t full = n / U * U;
+  for (int64_t j = 0; j < full; j += U)
+    for (int u = 0; u < U; ++u) step(j + u, u);
+  for (int64_t j = full; j < n; ++j) step(j, 0);
+  for (int q = 0; q < NP; ++q) {
+    for (int u = 1; u < U; ++u) acc[0][q] = _mm512_add_ps(acc[0][q], acc[u][q]);
+    float* lo = dwf + 2 * q * kSparseNarrowLanes;
+    _mm256_storeu_ps(lo, _mm256_add_ps(_mm256_loadu_ps(lo), _mm512_castps512_ps256(acc[0][q])));
+    if (2 * q + 1 < kh) {
+      float* hi = lo + kSparseNarrowLanes;
+      _mm256_storeu_ps(hi, _mm256_add_ps(_mm256_loadu_ps(hi), _mm512_extractf32x8_ps(acc[0][q], 1)));
+    }
+  }
+}
+
+using PairFn = void (*)(const float*, int64_t, const int32_t*, const float*, int64_t, float*, int64_t);
+
+// sparse_backward's weight gradient for windows whose rows fit 8 floats (Kernels::
+// sparse_backward_narrow): the sample copied channel-innermost (xs), then into the pair copy,
+// then per output channel the list and pair_dw_tile.  A 5 x 5 window takes 3 aligned loads
+// and FMAs instead of 5 loads that cross a cache line 7 times in 16.
+bool sparse_backward_pairs(const SparseJob<float>& job, int64_t n0, int64_t n1, float* scratch, float* dwp,
+                           double* db) {
+  static const PairFn tiles[kSparsePairRows / 2] = {&pair_dw_tile<1>, &pair_dw_tile<2>, &pair_dw_tile<3>,
+                                                    &pair_dw_tile<4>};
+  const SparseLayout L = sparse_layout(job);
+  int32_t* off = reinterpret_cast<int32_t*>(scratch);
+  float* g = scratch + L.g;
+  float* xs = scratch + L.xs;
+  float* xp = scratch + L.pairs;
+  zero_fill<VF>(xs, job.xlen);  // padding and slack: never written below
+  const int64_t Hp = job.H + 2 * job.pad, rs = job.Wp * job.cin, ld = kSparseNarrowLanes;
+  const int64_t ps = sparse_pair_offset(2, 0, job.Wq);
+  const PairFn tile = tiles[(job.kh + 1) / 2 - 1];
+  for (int64_t n = n0; n < n1; ++n) {
+    sparse_copy<VH>(job, job.x + n * job.cin * job.H * job.W, xs);
+    for (int64_t y = 0; y < Hp; ++y)
+      for (int64_t x = 0; x < job.Wq; ++x) {
+        const float* s = xs + y * rs + x * job.cin;
+        const __m256 lo = _mm256_loadu_ps(s);
+        const __m256 hi = y + 1 < Hp ? _mm256_loadu_ps(s + rs) : _mm256_setzero_ps();
+        _mm512_store_ps(xp + sparse_pair_offset(y, x, job.Wq), _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1));
+      }
+    for (int64_t f = 0; f < job.FN; ++f) {
+      const float* dy = job.dy + (n * job.FN + f) * job.P;
+      const int64_t at = (n * job.FN + f) * job.P;
+      bool ok = true;
+      double sum = 0;
+      const int64_t cnt =
+          job.cell ? SparseList<VH>::run_cells(job.cell + at, dy, job.P, job.base, job.cell_off, off, g, ok, sum)
+                   : SparseList<VH>::run(job.argmax + at, dy, job.P, job.off1, job.npix, off, g, ok, sum);
+      if (!ok) return false;
+      db[f] += sum;
+      tile(xp, ps, off, g, cnt, dwp + f * job.kh * ld, job.kh);
+    }
+  }
+  return true;
+}
 
 // PREFETCHW (all AVX-512 CPUs have it): fetch the line for writing; never faults.
 inline void prefetch_write(const void* p) {
@@ -375,7 +451,7 @@ void get_kernels_avx512(Kernels<float>* f, Kernels<double>* d) {
   f->flat_conv = &avx512::flat_conv_same<avx512::VF>;
   d->flat_conv = &avx512::flat_conv_same<avx512::VD>;
   f->same_nout = d->same_nout = 16;
-  f->sparse_backward_narrow = &avx512::sparse_backward<avx512::VH>;
+  f->sparse_backward_narrow = &avx512::sparse_backward_pairs;
 }
 
 }  // namespace conv
