@@ -37,8 +37,8 @@ std::unique_ptr<float, FreeDeleter> panels(int nt) {
 // MLPs' 100x784x100 layers (2 threads: two_layer_net's step 0.35 -> 0.46 ms with 2^20).
 constexpr int64_t kThreadGrain = int64_t{1} << 24;
 
-// PREFETCHW of the lines that the rows [0, min(kMR, rows)) x [0, nc) of C (row stride ldc)
-// occupy: the next tile's, so that their fetch for ownership overlaps this tile's FMAs.
+// Prefetch for writing (PREFETCHW where built for it) the lines of rows [0, min(kMR, rows)) x [0, nc) of C
+// (row stride ldc): the next tile's, so that their fetch for ownership overlaps this tile's FMAs.
 void prefetch_rows_for_write(const float* c, int64_t ldc, int64_t rows, int64_t nc) {
   for (int64_t r = 0; r < std::min<int64_t>(kMR, rows); ++r) {
     const char* first = reinterpret_cast<const char*>(c + r * ldc);
