@@ -251,15 +251,8 @@ bool sparse_backward_pairs(const SparseJob<float>& job, int64_t n0, int64_t n1, 
         _mm512_store_ps(xp + sparse_pair_offset(y, x, job.Wq), _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1));
       }
     for (int64_t f = 0; f < job.FN; ++f) {
-      const float* dy = job.dy + (n * job.FN + f) * job.P;
-      const int64_t at = (n * job.FN + f) * job.P;
-      bool ok = true;
-      double sum = 0;
-      const int64_t cnt =
-          job.cell ? SparseList<VH>::run_cells(job.cell + at, dy, job.P, job.base, job.cell_off, off, g, ok, sum)
-                   : SparseList<VH>::run(job.argmax + at, dy, job.P, job.off1, job.npix, off, g, ok, sum);
-      if (!ok) return false;
-      db[f] += sum;
+      const int64_t cnt = sparse_list<VH>(job, n, f, off, g, db);
+      if (cnt < 0) return false;
       tile(xp, ps, off, g, cnt, dwp + f * job.kh * ld, job.kh);
     }
   }

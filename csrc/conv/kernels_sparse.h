@@ -259,6 +259,22 @@ struct SparseList {
   }
 };
 
+// Sample n's list for output channel f (SparseList, from the job's argmax or its cells) in
+// off and g: its length, or -1 if an entry is out of range; db[f] gets the listed dy.
+template <class VT>
+int64_t sparse_list(const SparseJob<typename VT::T>& job, int64_t n, int64_t f, int32_t* off, typename VT::T* g,
+                    double* db) {
+  const int64_t at = (n * job.FN + f) * job.P;
+  bool ok = true;
+  double sum = 0;
+  const int64_t cnt =
+      job.cell ? SparseList<VT>::run_cells(job.cell + at, job.dy + at, job.P, job.base, job.cell_off, off, g, ok, sum)
+               : SparseList<VT>::run(job.argmax + at, job.dy + at, job.P, job.off1, job.npix, off, g, ok, sum);
+  if (!ok) return -1;
+  db[f] += sum;
+  return cnt;
+}
+
 template <class VT>
 bool sparse_backward(const SparseJob<typename VT::T>& job, int64_t n0, int64_t n1, typename VT::T* scratch,
                      typename VT::T* dwp, double* db) {
@@ -292,15 +308,8 @@ bool sparse_backward(const SparseJob<typename VT::T>& job, int64_t n0, int64_t n
     sparse_copy<VT>(job, job.x + n * job.cin * job.H * job.W, xs);
     if (job.dx) zero_fill<VT>(dxs, job.xlen);
     for (int64_t f = 0; f < job.FN; ++f) {
-      const T* dy = job.dy + (n * job.FN + f) * job.P;
-      const int64_t at = (n * job.FN + f) * job.P;
-      bool ok = true;
-      double sum = 0;
-      const int64_t cnt =
-          job.cell ? SparseList<VT>::run_cells(job.cell + at, dy, job.P, job.base, job.cell_off, off, g, ok, sum)
-                   : SparseList<VT>::run(job.argmax + at, dy, job.P, job.off1, job.npix, off, g, ok, sum);
-      if (!ok) return false;
-      db[f] += sum;
+      const int64_t cnt = sparse_list<VT>(job, n, f, off, g, db);
+      if (cnt < 0) return false;
       tiles(DxTag<false>{}, xs, dwp + f * job.kh * ld, nullptr, cnt);
       if (job.dx) tiles(DxTag<true>{}, dxs, nullptr, job.wr + f * job.kh * ld, cnt);
     }
