@@ -48,9 +48,19 @@ Cache& cache() {
   return *c;
 }
 
+// Huge pages from NumPy's threshold on, and from 1 MiB where rounding up to whole huge pages
+// wastes at most a quarter: a 1.7 MB array (SimpleConvNet's pooled output, dW, dx at batch
+// 100) read a row at a time 17 KB apart touches 100 small pages and one huge page (its step
+// 4.47 -> 4.42 ms, alternated runs).
+bool huge_block(std::size_t total) {
+  if (total >= kHugeMin) return true;
+  const std::size_t rounded = (total + kHuge - 1) / kHuge * kHuge;
+  return total >= (std::size_t(1) << 20) && rounded * 4 <= total * 5;
+}
+
 Header* new_block(std::size_t size) {
   const std::size_t total = kHeader + size;
-  const std::size_t align = total >= kHugeMin ? kHuge : kHeader;
+  const std::size_t align = huge_block(total) ? kHuge : kHeader;
   const std::size_t rounded = (total + align - 1) / align * align;
   void* raw = nullptr;
 #if defined(_WIN32)

@@ -6,7 +6,8 @@
 // which took longer than the convolution itself.  Here a freed block is kept in a
 // size-keyed free list and handed out again (most recently freed first, so it is likely
 // still in cache), up to a byte limit; blocks of 4 MiB and more are asked for huge pages,
-// as NumPy does for its own large arrays.
+// as NumPy does for its own large arrays, and so are blocks from 1 MiB that whole huge pages
+// hold with at most a quarter to spare (alloc.cpp: huge_block).
 //
 // Thread-safe (one mutex; calls are per array, not per element).  Portable code: no ISA
 // flags, no Python.
