@@ -28,10 +28,8 @@ constexpr int64_t kChunkBytes = 384 << 10;
 template <class T>
 int64_t chunk_samples(const Geometry& g) {
   const Kernels<T>& K = kernels<T>();
-  const int64_t nv = ceil_div(g.FN, K.lanes), taps = g.kh * g.kw;
-  const bool flat = use_flat(g.stride, g.FN, g.C * taps, K.lanes,
-                             same_direct(K, g.H, g.W, g.OH, g.OW, g.pad, g.kh, g.kw, g.FN));
-  const int64_t block = flat ? 2 : K.mmax[vchunk_of(K, nv)];
+  const int64_t nv = ceil_div(g.FN, K.lanes);
+  const int64_t block = forward_choice(K, g).flat ? 2 : K.mmax[vchunk_of(K, nv)];
   const int64_t per = std::max<int64_t>(g.FN * g.OH * g.OW * static_cast<int64_t>(sizeof(T)), 1);
   return std::max<int64_t>(1, kChunkBytes / per / block) * block;
 }
@@ -66,9 +64,8 @@ struct PoolSink {
 template <class T>
 bool conv_relu_pool_cells(const Geometry& g, const PoolGeometry& p) {
   if (p.ph != 2 || p.pw != 2 || p.stride != 2 || p.pad != 0 || cpu_level() != CpuLevel::AVX512) return false;
-  const Kernels<T>& K = kernels<T>();  // as ForwardPlan::sinks() decides
-  const bool same = same_direct(K, g.H, g.W, g.OH, g.OW, g.pad, g.kh, g.kw, g.FN);
-  return !same && use_flat(g.stride, g.FN, g.C * g.kh * g.kw, K.lanes, same);
+  const ForwardChoice c = forward_choice(kernels<T>(), g);  // ForwardPlan::sinks()
+  return c.flat && !c.same;
 }
 
 template <class T>
@@ -133,7 +130,6 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
   job.Wp = g.W + 2 * g.pad;
   job.nvr = ceil_div(g.kw * g.C, lanes);
   job.xlen = (g.H + 2 * g.pad) * job.Wp * g.C + job.nvr * lanes;  // slack: a row's last whole vector
-  // off1[a + 1]: pixel a's window; off1[0], for a = -1 (listed, not counted), any valid one
   if (narrow) job.Wq = job.Wp - g.kw + 1;  // the offsets index the pair copy (kernel_table.h)
   // the lists hold int32 offsets into the copy
   if (std::max(job.xlen, sparse_pairs_len(job)) > std::numeric_limits<int32_t>::max())
@@ -143,13 +139,13 @@ bool sparse_gradients(const Geometry& g, const PoolGeometry& p, const T* x, cons
     const int64_t y = oy * g.stride, x = ox * g.stride;
     return static_cast<int32_t>(narrow ? sparse_pair_offset(y, x, job.Wq) : (y * job.Wp + x) * g.C);
   };
+  // off1[a + 1]: pixel a's window; off1[0], for a = -1 (listed, not counted), any valid one
   std::vector<int32_t> off1(static_cast<size_t>(job.npix + 1), 0);
   for (int64_t oy = 0; oy < g.OH; ++oy)
     for (int64_t ox = 0; ox < g.OW; ++ox) off1[1 + oy * g.OW + ox] = window(oy, ox);
   job.off1 = off1.data();
   std::vector<int32_t> base;
-  if (cell) {  // 2 x 2 windows of stride 2 (conv_relu_pool_cells)
-    job.argmax = nullptr;
+  if (cell) {  // 2 x 2 windows of stride 2 (conv_relu_pool_cells); argmax is nullptr
     job.cell = cell;
     base.resize(static_cast<size_t>(job.P));
     for (int64_t py = 0; py < p.OH; ++py)

@@ -8,8 +8,9 @@ namespace conv {
 template <class T>
 ForwardPlan<T>::ForwardPlan(const Geometry& g, const T* w, const T* bias, bool relu) : K_(kernels<T>()) {
   const int64_t nv = ceil_div(g.FN, K_.lanes), np = nv * K_.lanes, taps = g.kh * g.kw;
-  same_ = same_direct(K_, g.H, g.W, g.OH, g.OW, g.pad, g.kh, g.kw, g.FN);
-  flat_ = use_flat(g.stride, g.FN, g.C * taps, K_.lanes, same_);
+  const ForwardChoice choice = forward_choice(K_, g);
+  same_ = choice.same;
+  flat_ = choice.flat;
   if (flat_) {
     // wt[k * FN + fn] = W[fn, k] for k = (c, ky, kx)
     wt_.assign(static_cast<size_t>(std::max<int64_t>(g.C * taps * g.FN, 1)), T(0));

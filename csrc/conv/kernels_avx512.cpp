@@ -80,33 +80,6 @@ struct VD {
   __attribute__((always_inline)) static void transpose(R* r) { ::fastdl::avx512::transpose8_pd(r); }
 };
 
-// Eight floats (256-bit registers, AVX-512VL masks): the input copy and the lists of
-// sparse_backward_pairs, the weight gradient of windows whose rows are at most eight elements
-// (kw * cin <= 8, the books' 5 x 5 first layers).  Only what those use is meant to run.
-struct VH {
-  using T = float;
-  using R = __m256;
-  static constexpr int W = 8;
-  static constexpr int VMAX = 4;
-  static constexpr int mmax(int v) { return tile_rows(v); }
-  static R zero() { return _mm256_setzero_ps(); }
-  static R load(const T* p) { return _mm256_loadu_ps(p); }
-  static void store(T* p, R r) { _mm256_storeu_ps(p, r); }
-  static R set1(T t) { return _mm256_set1_ps(t); }
-  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-  static R add(R a, R b) { return _mm256_add_ps(a, b); }
-  static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
-  static R load_n(const T* p, int n) { return _mm256_maskz_loadu_ps(mask(n), p); }
-  static void store_n(T* p, R r, int n) { _mm256_mask_storeu_ps(p, mask(n), r); }
-  // r[k] becomes column k of the 8x8 matrix whose rows are r[0..7], through memory: only the
-  // copy of eight channels with a one-column kernel (kw * cin = 8) needs it.
-  static void transpose(R* r) {
-    alignas(32) float m[8][8];
-    for (int i = 0; i < 8; ++i) _mm256_store_ps(m[i], r[i]);
-    for (int k = 0; k < 8; ++k) r[k] = _mm256_setr_ps(m[0][k], m[1][k], m[2][k], m[3][k], m[4][k], m[5][k], m[6][k], m[7][k]);
-  }
-};
-
 #include "kernels.h"
 
 // SparseList (kernels_sparse.h) sixteen entries at a time: the live lanes' window offsets
@@ -189,8 +162,6 @@ template <>
 struct SparseList<VF> : SparseList16<VF> {};
 template <>
 struct SparseList<VD> : SparseList16<VD> {};
-template <>
-struct SparseList<VH> : SparseList16<VH> {};
 
 // sparse_backward_narrow's tile: dwf's rows (8 floats apart, kh of them) += the sum over the
 // list of g[j] times window j's rows, two rows to a 16-float aligned load of the pair copy
@@ -242,7 +213,7 @@ bool sparse_backward_pairs(const SparseJob<float>& job, int64_t n0, int64_t n1, 
   const int64_t ps = sparse_pair_offset(2, 0, job.Wq);
   const PairFn tile = tiles[(job.kh + 1) / 2 - 1];
   for (int64_t n = n0; n < n1; ++n) {
-    sparse_copy<VH>(job, job.x + n * job.cin * job.H * job.W, xs);
+    sparse_copy<VF>(job, job.x + n * job.cin * job.H * job.W, xs);
     for (int64_t y = 0; y < Hp; ++y)
       for (int64_t x = 0; x < job.Wq; ++x) {
         const float* s = xs + y * rs + x * job.cin;
@@ -251,7 +222,7 @@ bool sparse_backward_pairs(const SparseJob<float>& job, int64_t n0, int64_t n1, 
         _mm512_store_ps(xp + sparse_pair_offset(y, x, job.Wq), _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1));
       }
     for (int64_t f = 0; f < job.FN; ++f) {
-      const int64_t cnt = sparse_list<VH>(job, n, f, off, g, db);
+      const int64_t cnt = sparse_list<VF>(job, n, f, off, g, db);
       if (cnt < 0) return false;
       tile(xp, ps, off, g, cnt, dwp + f * job.kh * ld, job.kh);
     }

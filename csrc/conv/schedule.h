@@ -61,6 +61,18 @@ bool same_direct(const Kernels<T>& K, int64_t n, int64_t m, int64_t on, int64_t 
   return n == on && m == om && pad < kh && pad < kw && nout <= K.same_nout;
 }
 
+// How the forward runs geometry g: on the flat kernels or the tiles, and whether on the flat
+// kernels' direct "same" kernel.  ForwardPlan decides by it, and so do conv_pool.cpp's chunk
+// size and its choice of pool.
+struct ForwardChoice {
+  bool flat, same;
+};
+template <class T>
+ForwardChoice forward_choice(const Kernels<T>& K, const Geometry& g) {
+  const bool same = same_direct(K, g.H, g.W, g.OH, g.OW, g.pad, g.kh, g.kw, g.FN);
+  return {use_flat(g.stride, g.FN, g.C * g.kh * g.kw, K.lanes, same), same};
+}
+
 // Output vectors per tile: the fewest tiles of at most vmax vectors, evenly sized.
 template <class T>
 int vchunk_of(const Kernels<T>& k, int64_t nv) {

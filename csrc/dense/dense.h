@@ -19,7 +19,9 @@ constexpr int kNR = 32;      // columns of C per panel (two AVX-512 vectors)
 constexpr int64_t kKC = 256;  // rows of B per packed panel (32 KiB)
 constexpr int64_t kDirectRows = 2 * kMR;  // up to this many rows, B is read in place (not packed)
 constexpr int kSweepRows = 3, kSweepVectors = 8;  // see sweep_f32_avx512
-constexpr int64_t kMaxTiles = 20;  // row tiles per work item at most (dispatch.cpp)
+// Row tiles per work item at most (dispatch.cpp): their rows of A for one kKC piece (12 KiB a
+// tile) stay in L2.
+constexpr int64_t kMaxTiles = 20;
 constexpr int64_t kMaxRows = kMaxTiles * kMR;
 
 // Whether this CPU runs the SIMD kernel (AVX-512); if not, callers use BLAS.

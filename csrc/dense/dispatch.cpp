@@ -29,9 +29,6 @@ std::unique_ptr<float, FreeDeleter> panels(int nt) {
   return std::unique_ptr<float, FreeDeleter>(static_cast<float*>(p));
 }
 
-// kMaxTiles (dense.h): row tiles per work item at most; their rows of A for one kKC piece
-// (12 KiB a tile) stay in L2.
-
 // Below this many multiply-adds the GEMM runs on the calling thread: waking the second
 // thread and splitting the work cost more than they saved up to about the size of the
 // MLPs' 100x784x100 layers (2 threads: two_layer_net's step 0.35 -> 0.46 ms with 2^20).
