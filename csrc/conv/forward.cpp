@@ -19,7 +19,20 @@ ForwardPlan<T>::ForwardPlan(const Geometry& g, const T* w, const T* bias, bool r
     flat_job_ = FlatJob<T>{nullptr, g.C * g.H * g.W, g.C, g.H, g.W, g.pad, g.pad, g.kh, g.kw, g.OH, g.OW,
                            0, 0, 0, 0, wt_.data(), nullptr, g.FN, nullptr, g.FN * g.OH * g.OW, bias, relu,
                            nullptr, nullptr, nullptr};
-    flat_geometry(flat_job_, off_, K_.lanes);
+    // Shifted copies of the input where they save output vectors (the padded rows' kw - 1
+    // extra columns) and cost little to make: few input channels for the output channels
+    // (SimpleConvNet's conv: 36 vectors a plane instead of 42; its fused forward at batch 100
+    // 0.92 -> 0.84 ms on one core).  Not for the direct "same" kernel, which lays out its own
+    // input.
+    bool shifted = false;
+    if (!same_ && g.kw > 1 && (g.kw - 1) * g.C <= g.FN) {
+      FlatJob<T> padded = flat_job_;
+      std::vector<int64_t> unused;
+      flat_geometry(padded, unused, K_.lanes, false);
+      flat_geometry(flat_job_, off_, K_.lanes, true);
+      shifted = flat_job_.nvec < padded.nvec;
+    }
+    flat_geometry(flat_job_, off_, K_.lanes, shifted);
     return;
   }
   // B[((ky*kw + kx) * C + c) * np + fn] = W[fn, c, ky, kx], written in order (a scattered

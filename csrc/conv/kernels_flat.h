@@ -66,11 +66,16 @@ void flat_conv(const FlatJob<typename VT::T>& job, int64_t n0, int64_t n1, typen
   using T = typename VT::T;
   constexpr int W = VT::W;
   T* xp = scratch;
-  T* obuf = xp + job.cin * job.lp;
+  T* obuf = xp + (job.shifted ? job.kw : 1) * job.cin * job.lp;
   const int64_t ld = job.nvec * W, fb = even_block(job.nout, VT::FLAT_F);
   for (int64_t n = n0; n < n1; ++n) {
-    pad_planes<VT>(job.src + n * job.src_stride, job.cin, job.H, job.W, job.ph, job.pw, job.Hp, job.Wp,
-                   job.lp, xp, job.gate ? job.gate + n * job.src_stride : nullptr);
+    const T* gate = job.gate ? job.gate + n * job.src_stride : nullptr;
+    if (job.shifted)
+      shifted_planes<VT>(job.src + n * job.src_stride, job.cin, job.H, job.W, job.ph, job.pw, job.Hp, job.kw, job.OW,
+                         job.lp, xp, gate);
+    else
+      pad_planes<VT>(job.src + n * job.src_stride, job.cin, job.H, job.W, job.ph, job.pw, job.Hp, job.Wp, job.lp,
+                     xp, gate);
     for (int64_t v0 = 0; v0 < job.nvec; v0 += VT::FLAT_V) {
       const int vc = static_cast<int>(job.nvec - v0 < VT::FLAT_V ? job.nvec - v0 : VT::FLAT_V);
       for (int64_t f0 = 0; f0 < job.nout; f0 += fb) {

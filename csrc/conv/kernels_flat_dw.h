@@ -77,34 +77,6 @@ FlatDwFn<typename VT::T> pick_flat_dw(int f, int t) {
   }
 }
 
-// The kw shifted copies of one sample's input (see FlatDwJob).
-template <class VT>
-void shifted_copies(const FlatDwJob<typename VT::T>& job, const typename VT::T* src, typename VT::T* xs) {
-  using T = typename VT::T;
-  const int64_t OW = job.OW, Hp = job.OH + job.kh - 1;
-  for (int64_t kx = 0; kx < job.kw; ++kx) {
-    // Columns ox whose input column ox + kx - pw is inside x: [a, b).
-    const int64_t sh = kx - job.pw;
-    const int64_t a = sh < 0 ? -sh : 0, b = job.W - sh < OW ? job.W - sh : OW;
-    for (int64_t c = 0; c < job.cin; ++c) {
-      T* d = xs + (kx * job.cin + c) * job.lx;
-      const T* sc = src + c * job.H * job.W;
-      for (int64_t yy = 0; yy < Hp; ++yy) {
-        T* dr = d + yy * OW;
-        const int64_t sy = yy - job.ph;
-        if (sy < 0 || sy >= job.H || a >= b) {
-          zero_fill<VT>(dr, OW);
-          continue;
-        }
-        zero_fill<VT>(dr, a);
-        copy_add<VT>(sc + sy * job.W + a + sh, b - a, T(0), dr + a);
-        zero_fill<VT>(dr + b, OW - b);
-      }
-      zero_fill<VT>(d + Hp * OW, job.lx - Hp * OW);
-    }
-  }
-}
-
 template <class VT>
 void flat_dw(const FlatDwJob<typename VT::T>& job, int64_t n0, int64_t n1, typename VT::T* scratch,
              typename VT::T* dwv, double* db) {
@@ -122,7 +94,7 @@ void flat_dw(const FlatDwJob<typename VT::T>& job, int64_t n0, int64_t n1, typen
     const T* dy = job.dy + n * job.FN * P;
     const T* gate = job.gate ? job.gate + n * job.FN * P : nullptr;
     if (job.shifted) {
-      shifted_copies<VT>(job, x, xs);
+      shifted_planes<VT>(x, job.cin, job.H, job.W, job.ph, job.pw, Hp, job.kw, job.OW, job.lx, xs);
       if (gate) {  // dy * (gate > 0) after the kw copies of x, planes as dy's (ld == P)
         T* dyg = xs + job.kw * job.cin * job.lx;
         copy_gate<VT>(dy, gate, job.FN * P, dyg);

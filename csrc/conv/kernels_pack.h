@@ -177,3 +177,53 @@ inline void zero_fill(typename VT::T* d, int64_t n) {
   for (; k + W <= n; k += W) VT::store(d + k, VT::zero());
   if (k < n) VT::store_n(d + k, VT::zero(), static_cast<int>(n - k));
 }
+
+// The kw shifted copies of one sample's planes (FlatJob, FlatDwJob): xs[(kx * cin + c) * lp +
+// yy * OW + ox] = src[(c * H + yy - ph) * W + ox + kx - pw] for yy < Hp, zero outside src and
+// from Hp * OW to lp; with a gate (laid out as src), src times gate > 0.
+template <class VT>
+void shifted_planes(const typename VT::T* src, int64_t cin, int64_t H, int64_t W, int64_t ph, int64_t pw,
+                    int64_t Hp, int64_t kw, int64_t OW, int64_t lp, typename VT::T* xs,
+                    const typename VT::T* gate = nullptr) {
+  using T = typename VT::T;
+  for (int64_t kx = 0; kx < kw; ++kx) {
+    // Columns ox whose input column ox + kx - pw is inside src: [a, b).
+    const int64_t sh = kx - pw;
+    const int64_t a = sh < 0 ? -sh : 0, b = W - sh < OW ? W - sh : OW;
+    for (int64_t c = 0; c < cin; ++c) {
+      T* d = xs + (kx * cin + c) * lp;
+      int64_t yy = 0;
+      if (!gate && a == 0 && b == OW) {
+        // Whole rows (no column padding: the book's 5 x 5 on 28 x 28): plain vector copies,
+        // the tail masked.
+        constexpr int L = VT::W;
+        const int tail = static_cast<int>(OW % L);
+        for (; yy < Hp; ++yy) {
+          const int64_t sy = yy - ph;
+          if (sy < 0 || sy >= H) {
+            zero_fill<VT>(d + yy * OW, OW);
+            continue;
+          }
+          const T* sr = src + (c * H + sy) * W + sh;
+          T* dr = d + yy * OW;
+          int64_t k = 0;
+          for (; k + L <= OW; k += L) VT::store(dr + k, VT::load(sr + k));
+          if (tail) VT::store_n(dr + k, VT::load_n(sr + k, tail), tail);
+        }
+      }
+      for (; yy < Hp; ++yy) {
+        T* dr = d + yy * OW;
+        const int64_t sy = yy - ph;
+        if (sy < 0 || sy >= H || a >= b) {
+          zero_fill<VT>(dr, OW);
+          continue;
+        }
+        zero_fill<VT>(dr, a);
+        const int64_t o = (c * H + sy) * W + a + sh;
+        copy_src<VT>(src + o, gate ? gate + o : nullptr, b - a, dr + a);
+        zero_fill<VT>(dr + b, OW - b);
+      }
+      zero_fill<VT>(d + Hp * OW, lp - Hp * OW);
+    }
+  }
+}

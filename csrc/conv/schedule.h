@@ -131,19 +131,22 @@ void run_tiles(const Kernels<T>& K, const TileJob<T>& job, int64_t N) {
   });
 }
 
-// Fills the padded-plane geometry of a flat job (src dims, ph, pw, kh, kw, OH, OW set) and
-// its tap offsets.
+// Fills the plane geometry of a flat job (src dims, ph, pw, kh, kw, OH, OW set) and its tap
+// offsets: padded planes, or kw shifted copies of each (FlatJob).
 template <class T>
-void flat_geometry(FlatJob<T>& j, std::vector<int64_t>& off, int lanes) {
+void flat_geometry(FlatJob<T>& j, std::vector<int64_t>& off, int lanes, bool shifted = false) {
+  j.shifted = shifted;
   j.Hp = j.OH + j.kh - 1;
-  j.Wp = j.OW + j.kw - 1;
+  j.Wp = shifted ? j.OW : j.OW + j.kw - 1;
   j.nvec = ceil_div((j.OH - 1) * j.Wp + j.OW, lanes);
   // whole vectors, so that every plane starts as aligned as the first
-  j.lp = ceil_div(std::max(j.Hp * j.Wp, j.nvec * lanes + (j.kh - 1) * j.Wp + j.kw - 1), lanes) * lanes;
+  const int64_t reach = j.nvec * lanes + (j.kh - 1) * j.Wp + (shifted ? 0 : j.kw - 1);
+  j.lp = ceil_div(std::max(j.Hp * j.Wp, reach), lanes) * lanes;
   off.clear();
   for (int64_t c = 0; c < j.cin; ++c)
     for (int64_t ky = 0; ky < j.kh; ++ky)
-      for (int64_t kx = 0; kx < j.kw; ++kx) off.push_back(c * j.lp + ky * j.Wp + kx);
+      for (int64_t kx = 0; kx < j.kw; ++kx)
+        off.push_back(shifted ? (kx * j.cin + c) * j.lp + ky * j.Wp : c * j.lp + ky * j.Wp + kx);
   j.off = off.data();
 }
 

@@ -27,7 +27,7 @@ from fastdl.backends import numpy_ref as ref  # noqa: E402
 # (N, C, H, W, FN, kh, kw, stride, pad): the books' layers (small batches) and odd cases:
 # stride 2/3, pad beyond the kernel, 1x1, non-square kernels, channel counts that are not
 # whole vectors, "same" layers with many input channels (3x3 and 5x5), N = 0, C = 0, thin
-# tall kernels.
+# tall kernels, the flat kernels on shifted copies of the input (FlatJob::shifted).
 SHAPES = [
     (2, 1, 28, 28, 16, 3, 3, 1, 1),
     (2, 16, 14, 14, 32, 3, 3, 1, 2),
@@ -47,6 +47,8 @@ SHAPES = [
     (2, 0, 5, 5, 3, 3, 3, 1, 1),
     (2, 1, 12, 12, 5, 8, 1, 1, 0),   # thin windows of 8 rows (4 row pairs without dx)
     (2, 1, 11, 13, 3, 7, 2, 1, 1),   # 7 rows: the last pair half empty
+    (3, 1, 13, 17, 9, 3, 5, 1, 2),   # flat on shifted copies of the input: padded columns, odd sizes
+    (2, 2, 9, 10, 12, 4, 4, 1, 0),   # shifted copies of two channels, rows shorter than a vector
 ]
 
 _CHECK = textwrap.dedent("""

@@ -117,6 +117,7 @@ def test_relu_maxpool_is_the_composition(backend, case, dtype, strided):
 # overlapping and padded pools, an empty batch
 CONV_POOL_CASES = [
     (23, 1, 28, 28, 30, 5, 1, 0, 2, 2, 2, 0),    # SimpleConvNet's first layers: flat, 5 chunks
+    (7, 2, 15, 15, 12, 5, 1, 1, 2, 2, 2, 0),     # flat on shifted copies, padded columns, odd size
     (37, 16, 14, 14, 16, 3, 1, 1, 2, 2, 2, 0),   # DeepConvNet's conv2 (smaller): flat
     (41, 32, 7, 7, 64, 3, 1, 1, 2, 2, 2, 0),     # DeepConvNet's conv6: tiles
     (5, 3, 9, 11, 7, 3, 2, 1, 3, 3, 2, 1),       # stride 2, overlapping padded pool
