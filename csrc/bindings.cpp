@@ -363,6 +363,58 @@ void adam_update(carray<T> p, const carray<T>& g, carray<T> m, carray<T> v, doub
                          static_cast<T>(eps));
 }
 
+// Adam.update's fast path: every (p, g, m, v) of the lists updated as adam_update would, in
+// one call.  False, and nothing updated, unless every array is a C-contiguous ndarray of one
+// float dtype (float32 or float64, the same for all), p, m and v writeable, the four of a
+// parameter the same size and none overlapping another of its four in memory; the caller
+// then updates each parameter through its own checks.
+namespace {
+bool disjoint(const py::array& a, const py::array& b) {
+  const char* pa = static_cast<const char*>(a.data());
+  const char* pb = static_cast<const char*>(b.data());
+  return a.nbytes() == 0 || b.nbytes() == 0 || pa + a.nbytes() <= pb || pb + b.nbytes() <= pa;
+}
+}  // namespace
+
+bool adam_update_many(const py::list& ps, const py::list& gs, const py::list& ms, const py::list& vs, double lr,
+                      double c1, double c2, double eps) {
+  const size_t n = ps.size();
+  if (gs.size() != n || ms.size() != n || vs.size() != n) return false;
+  std::vector<std::array<py::array, 4>> work;
+  work.reserve(n);
+  bool f64 = false;
+  const int flags = py::array::c_style;
+  for (size_t i = 0; i < n; ++i) {
+    std::array<py::handle, 4> h{ps[i], gs[i], ms[i], vs[i]};
+    std::array<py::array, 4> a;
+    for (int j = 0; j < 4; ++j) {
+      if (!py::isinstance<py::array>(h[j])) return false;
+      a[j] = py::reinterpret_borrow<py::array>(h[j]);
+      const bool is32 = a[j].dtype().is(py::dtype::of<float>()), is64 = a[j].dtype().is(py::dtype::of<double>());
+      if (!(is32 || is64) || !(a[j].flags() & flags) || a[j].size() != a[0].size()) return false;
+      if (i == 0 && j == 0) f64 = is64;
+      if (is64 != f64) return false;
+      if (j != 1 && !a[j].writeable()) return false;
+      for (int k = 0; k < j; ++k)
+        if (!disjoint(a[j], a[k])) return false;
+    }
+    work.push_back(std::move(a));
+  }
+  py::gil_scoped_release nogil;
+  for (auto& a : work) {
+    if (f64)
+      fastdl::adam_update<double>(static_cast<double*>(a[0].mutable_data()), static_cast<const double*>(a[1].data()),
+                                  static_cast<double*>(a[2].mutable_data()), static_cast<double*>(a[3].mutable_data()),
+                                  a[0].size(), lr, c1, c2, eps);
+    else
+      fastdl::adam_update<float>(static_cast<float*>(a[0].mutable_data()), static_cast<const float*>(a[1].data()),
+                                 static_cast<float*>(a[2].mutable_data()), static_cast<float*>(a[3].mutable_data()),
+                                 a[0].size(), static_cast<float>(lr), static_cast<float>(c1), static_cast<float>(c2),
+                                 static_cast<float>(eps));
+  }
+  return true;
+}
+
 template <class T>
 py::tuple batchnorm_forward(const carray<T>& x, const carray<T>& gamma, const carray<T>& beta, double eps) {
   if (x.ndim() != 2 || gamma.ndim() != 1 || beta.ndim() != 1 || gamma.shape(0) != x.shape(1) ||
@@ -528,6 +580,10 @@ PYBIND11_MODULE(_cpp, m) {
         py::arg("W").noconvert(), py::arg("need_dx"),
         "float32 dout (N, M), x (N, D), W (D, M) -> (dx (N, D) or None, dW = x.T @ dout, db = dout.sum(0)).");
   m.def("dense_available", &fastdl::dense::available, "Whether the CPU runs the affine kernels (AVX-512).");
+  m.def("adam_update_many", &adam_update_many, py::arg("ps"), py::arg("gs"), py::arg("ms"), py::arg("vs"),
+        py::arg("lr"), py::arg("c1"), py::arg("c2"), py::arg("eps"),
+        "adam_update on every (p, g, m, v) of four lists in one call -> True; False, with nothing updated, "
+        "unless all are C-contiguous arrays of one float dtype, p, m, v writeable, none overlapping.");
   m.def("build_info", []() {
     py::dict d;
     d["version"] = FASTDL_VERSION;

@@ -611,6 +611,16 @@ def adam_update(p, g, m, v, lr: float, beta1: float, beta2: float, eps: float = 
         _ref.adam_update(p, g.astype(p.dtype, copy=False), m, v, lr, beta1, beta2, eps)
 
 
+def _adam_update_many_checked_by_caller(ps: list, gs: list, ms: list, vs: list, lr: float, beta1: float,
+                                        beta2: float, eps: float) -> bool:
+    """Every (p, g, m, v) as :func:`_adam_update_checked_by_caller` would, in one call of the
+    active backend's ``adam_update_many`` (an optional kernel: the cpp backend has it); False,
+    with nothing updated, where the backend has none or declines an array.  On SimpleConvNet's
+    six parameters the per-parameter calls' Python took 50 us of a 4.5 ms step."""
+    many = getattr(_backend.backend_module(_backend.get_backend()), "adam_update_many", None)
+    return bool(many is not None and many(ps, gs, ms, vs, lr, beta1, beta2, eps))
+
+
 def _adam_update_checked_by_caller(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
                                    lr: float, beta1: float, beta2: float, eps: float) -> None:
     """:func:`adam_update` for :class:`fastdl.optimizers.Adam`, which has already checked what

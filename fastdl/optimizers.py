@@ -77,10 +77,15 @@ class Optimizer:
         """
         work = [self._prepare(key, p, grads) for key, p in params.items()]
         self.iter += 1
-        for key, p, g, back in work:
-            self._step(key, p, g)
+        self._step_all(work)
+        for key, p, _, back in work:
             if back is not None:
                 params[key] = back(p)
+
+    def _step_all(self, work: list) -> None:
+        """The update of every (key, array, gradient, _) of ``work``, in order."""
+        for key, p, g, _ in work:
+            self._step(key, p, g)
 
     def _prepare(self, key: str, p: Any, grads: Params):
         """Validate parameter ``key`` and its gradient; -> (key, array, gradient, write-back or None)."""
@@ -265,6 +270,14 @@ class Adam(Optimizer):
         t = self.iter + 1
         self._lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
         super().update(params, grads)
+
+    def _step_all(self, work: list) -> None:
+        # All parameters in one call where the backend has one (cpp), each as _step would.
+        ms = [self._slot("m", key, p) for key, p, _, _ in work]
+        vs = [self._slot("v", key, p) for key, p, _, _ in work]
+        if not ops._adam_update_many_checked_by_caller([w[1] for w in work], [w[2] for w in work], ms, vs,
+                                                       self._lr_t, self.beta1, self.beta2, 1e-7):
+            super()._step_all(work)
 
     def _step(self, key, p, g):
         # One fused pass on the active backend (numba / cpp), bit for bit the NumPy formula

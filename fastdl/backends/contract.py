@@ -9,7 +9,7 @@ This module imports nothing from any backend.
 """
 from __future__ import annotations
 
-__all__ = ["KERNELS", "BACKEND_HOOKS", "conv_output_size"]
+__all__ = ["KERNELS", "OPTIONAL_KERNELS", "BACKEND_HOOKS", "conv_output_size"]
 
 #: kernel name -> its signature and meaning (shapes as in :mod:`fastdl.ops`).
 KERNELS: dict[str, str] = {
@@ -37,6 +37,12 @@ KERNELS: dict[str, str] = {
     "batchnorm_forward": "(x (N, D), gamma (D,), beta (D,), eps) -> (y, xc, xn (N, D), std, mu, var (D,)), "
                          "batch statistics (training)",
     "batchnorm_backward": "(dout (N, D), xc, xn (N, D), std (D,), gamma (D,)) -> (dx (N, D), dgamma, dbeta)",
+}
+
+#: Kernels a backend may offer for speed alone; callers check for them and otherwise use KERNELS.
+OPTIONAL_KERNELS: dict[str, str] = {
+    "adam_update_many": "(ps, gs, ms, vs, lr, beta1, beta2, eps) -> bool: adam_update on each (p, g, m, v) "
+                        "of four lists, or False with nothing updated (an array the backend does not take)",
 }
 
 #: Functions a backend module may offer besides its kernels (the registry calls them if present).

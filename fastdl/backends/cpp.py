@@ -13,9 +13,9 @@ import numpy as np
 
 from .. import _cpp  # ImportError propagates: fastdl.backend records why
 from . import numpy_ref as _ref
-from .contract import BACKEND_HOOKS, KERNELS
+from .contract import BACKEND_HOOKS, KERNELS, OPTIONAL_KERNELS
 
-__all__ = [*KERNELS, *BACKEND_HOOKS]
+__all__ = [*KERNELS, *BACKEND_HOOKS, *OPTIONAL_KERNELS]
 
 
 def backend_info() -> str:
@@ -72,6 +72,14 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps) -> None:
     """One Adam step in place on p, m, v (C-contiguous, one dtype); bit for bit the reference's."""
     _cpp.adam_update(p, g, m, v, lr, 1 - beta1, 1 - beta2, eps)
     return None
+
+
+def adam_update_many(ps, gs, ms, vs, lr, beta1, beta2, eps) -> bool:
+    """adam_update on every (p, g, m, v) of four lists in one call -> True; False (nothing
+    updated) unless every array qualifies: C-contiguous, one float dtype for all, p, m and v
+    writeable, none of a parameter's four overlapping another (an optional kernel:
+    :meth:`fastdl.optimizers.Adam.update` uses it where the backend has it)."""
+    return _cpp.adam_update_many(ps, gs, ms, vs, lr, 1 - beta1, 1 - beta2, eps)
 
 
 _ACT = {None: 0, "relu": 1, "sigmoid": 2}

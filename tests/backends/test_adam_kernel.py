@@ -194,6 +194,80 @@ def test_optimizer_path_same_bits_as_the_checked_kernel(backend):
             assert_same_bits(opt.slots["v"]["p"], want[2]), name
 
 
+@pytest.mark.parametrize("mix", ["one call", "float64 among float32", "a strided one", "shared state"])
+def test_update_of_many_parameters_same_bits_as_one_at_a_time(backend, mix, monkeypatch):
+    """Adam.update steps all parameters in one backend call where it can (cpp: one C++ call)
+    and one at a time where an array does not qualify; either way each parameter gets the
+    NumPy formula's bits."""
+    if backend == "cpp" and mix == "one call":  # no parameter one at a time
+        def one_at_a_time(*args):
+            raise AssertionError("the cpp backend should have taken all six parameters in one call")
+        monkeypatch.setattr(ops, "_adam_update_checked_by_caller", one_at_a_time)
+    rng = np.random.default_rng(5)
+    shapes = [(30, 1, 5, 5), (30,), (4320, 100), (), (0,), (7,)]
+    params = {f"p{i}": np.array(rng.standard_normal(s), np.float32) for i, s in enumerate(shapes)}
+    if mix == "float64 among float32":
+        params["p1"] = params["p1"].astype(np.float64)
+    if mix == "a strided one":
+        params["p0"] = np.asarray(rng.standard_normal((5, 6)), np.float32).T
+    opt = Adam(lr=0.01)
+    want_p = {k: p.copy() for k, p in params.items()}
+    want_m = {k: np.zeros_like(p) for k, p in params.items()}
+    want_v = {k: np.zeros_like(p) for k, p in params.items()}
+    for step in range(1, 4):
+        grads = {k: np.asarray(rng.standard_normal(p.shape), p.dtype) for k, p in params.items()}
+        if mix == "shared state" and step > 1:
+            grads["p5"] = opt.slots["m"]["p5"]  # the gradient is the parameter's own m
+        lr_t = 0.01 * math.sqrt(1.0 - 0.999 ** step) / (1.0 - 0.9 ** step)
+        for k in params:
+            want_p[k], want_m[k], want_v[k] = numpy_adam(want_p[k], grads[k].copy(), want_m[k], want_v[k],
+                                                         lr_t, 0.9, 0.999)
+        opt.update(params, grads)
+        for k in params:
+            assert_same_bits(params[k], want_p[k])
+            assert_same_bits(opt.slots["m"][k], want_m[k])
+            assert_same_bits(opt.slots["v"][k], want_v[k])
+
+
+def test_cpp_update_of_many_declines_what_it_does_not_take():
+    """The cpp backend's adam_update_many: True after updating every parameter; False, with
+    nothing written, for any array it does not take (Adam then updates them one at a time)."""
+    cpp = pytest.importorskip("fastdl.backends.cpp")
+    p, g, m, v = state((64,), np.float32, 3)
+    want = numpy_adam(p, g, m, v, 1e-3, 0.9, 0.999)
+    q = [a.copy() for a in (p, g, m, v)]
+    assert cpp.adam_update_many([q[0]], [q[1]], [q[2]], [q[3]], 1e-3, 0.9, 0.999, 1e-7) is True
+    for got, exp in zip((q[0], q[2], q[3]), want):
+        assert_same_bits(got, exp)
+    frozen = p.copy()
+    frozen.flags.writeable = False
+    buf = np.zeros(128, np.float32)
+    declined = {
+        "float64 m": (p, g, m.astype(np.float64), v),
+        "strided p": (np.zeros(128, np.float32)[::2], g, m, v),
+        "read-only p": (frozen, g, m, v),
+        "g is p": (p, p, m, v),
+        "m overlaps v": (p, g, buf[:64], buf[32:96]),
+        "sizes differ": (p, g[:63], m, v),
+        "float16": tuple(a.astype(np.float16) for a in (p, g, m, v)),
+        "a list": (list(p), g, m, v),
+    }
+    for name, arrays in declined.items():
+        before = [np.array(a, copy=True) for a in arrays]
+        ok = [(p.copy(), g.copy(), m.copy(), v.copy())]  # a good one first: untouched too
+        copies = [a.copy() for a in ok[0]]
+        assert cpp.adam_update_many([copies[0], arrays[0]], [copies[1], arrays[1]], [copies[2], arrays[2]],
+                                    [copies[3], arrays[3]], 1e-3, 0.9, 0.999, 1e-7) is False, name
+        for a, b in zip(arrays, before):
+            assert np.array_equal(np.asarray(a), b), name
+        for a, b in zip(copies, ok[0]):
+            assert np.array_equal(a, b), name
+    # float32 and float64 parameters in one call: one dtype per call
+    assert cpp.adam_update_many([p.copy(), p.astype(np.float64)], [g, g.astype(np.float64)],
+                                [m.copy(), m.astype(np.float64)], [v.copy(), v.astype(np.float64)],
+                                1e-3, 0.9, 0.999, 1e-7) is False
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_repeatable_for_any_thread_count(backend, threads):
     old = fastdl.get_num_threads()
