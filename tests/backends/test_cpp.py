@@ -214,15 +214,16 @@ def test_pool_backward_with_any_in_plane_argmax_is_a_scatter(shape):
 
 
 @needs_cpp
-@pytest.mark.parametrize("user", [None, "ACTIVE"])
-def test_openmp_workers_sleep_when_idle_unless_the_user_says_otherwise(user):
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+@pytest.mark.parametrize("user", [None, ("ACTIVE", "0")])
+def test_openmp_workers_sleep_after_a_short_spin_unless_the_user_says_otherwise(user):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     if user:
-        env["OMP_WAIT_POLICY"] = user
-    code = "import os, fastdl.backends.cpp; print(os.environ['OMP_WAIT_POLICY'])"
+        env["OMP_WAIT_POLICY"], env["GOMP_SPINCOUNT"] = user
+    code = ("import os, fastdl.backends.cpp; "
+            "print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'])")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == (user or "PASSIVE")
+    assert res.stdout.split() == list(user or ("PASSIVE", "20000"))
 
 
 # --------------------------------------------------------------------------- result block cache
