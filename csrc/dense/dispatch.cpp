@@ -120,8 +120,15 @@ void gemm_f32(const float* a, int64_t sam, int64_t sak, const float* b, int64_t 
   const int threads = static_cast<int>(std::min<int64_t>(nt, nitem));
   auto scratch = panels(threads);
   // A last panel of a few columns (N = 100: 3 panels and 4 columns) by rem_f32_avx512, where A
-  // is contiguous along k or along m (every call of the dense layers).
-  const bool rem = N % kNR != 0 && N % kNR <= kRemCols && (sak == 1 || sam == 1);
+  // is contiguous along k or along m (every call of the dense layers); a last panel of 17 to
+  // 24 columns as a 16-column tile and those few (N = 50, the book's hidden layer: 32 + 16 + 2
+  // columns instead of a panel whose second vector used 2 lanes of 16).
+  const int64_t last_cols = N % kNR;
+  const bool rem_ok = sak == 1 || sam == 1;
+  const int64_t rem_cols = !rem_ok || last_cols == 0 ? 0
+                           : last_cols <= kRemCols ? last_cols
+                           : last_cols > 16 && last_cols - 16 <= kRemCols ? last_cols - 16
+                                                                          : 0;
   // Rows of C a page or more apart (dx = dout W^T: 4320 floats) are not prefetched by the
   // hardware: the next tile's rows are fetched for writing while this one computes
   // (SimpleConvNet's dx 0.68 -> 0.645 ms on one core).
@@ -134,12 +141,14 @@ void gemm_f32(const float* a, int64_t sam, int64_t sak, const float* b, int64_t 
       const int64_t kc = std::min(kKC, K - k0);
       const bool first = k0 == 0, last = k0 + kc == K;
       for (int64_t panel = p0; panel < p1; ++panel) {
-        const int64_t n0 = panel * kNR, nc = std::min<int64_t>(kNR, N - n0);
-        if (rem && panel == npanel - 1) {
-          const int64_t m0 = t0 * kMR, m1 = std::min(M, t1 * kMR);
-          rem_f32_avx512(a + m0 * sam, sam, sak, b, ldb, b_trans, k0, kc, n0, static_cast<int>(nc), c + m0 * ldc + n0,
-                         ldc, m1 - m0, first, last, bias ? bias + n0 : nullptr, act, p + kKC * kNR);
-          continue;
+        const int64_t n0 = panel * kNR;
+        int64_t nc = std::min<int64_t>(kNR, N - n0);
+        if (rem_cols && panel == npanel - 1) {
+          const int64_t m0 = t0 * kMR, m1 = std::min(M, t1 * kMR), r0 = n0 + nc - rem_cols;
+          rem_f32_avx512(a + m0 * sam, sam, sak, b, ldb, b_trans, k0, kc, r0, static_cast<int>(rem_cols),
+                         c + m0 * ldc + r0, ldc, m1 - m0, first, last, bias ? bias + r0 : nullptr, act, p + kKC * kNR);
+          nc -= rem_cols;  // the panel's first 16 columns, if any, by the tiles below
+          if (nc == 0) continue;
         }
         pack_b_f32_avx512(b, ldb, b_trans, k0, kc, n0, nc, p);
         for (int64_t tile = t0; tile < t1; ++tile) {

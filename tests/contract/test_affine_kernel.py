@@ -37,6 +37,8 @@ AFFINE_CASES = [
     (100, 4320, 100, "contiguous"),  # SimpleConvNet's affine layer in training
     (260, 520, 40, "contiguous"),   # 40 = 32 + 8, 520 = 16 x 32 + 8: the widest last panels of their own; k in pieces
     (70, 300, 41, "readonly"),      # 41 = 32 + 9: a one-vector tile for the last panel
+    (90, 300, 56, "strided"),       # 56 = 32 + 16 + 8: a one-vector tile and the widest few columns
+    (40, 70, 49, "contiguous"),     # 49 = 32 + 16 + 1
     (0, 5, 3, "contiguous"),        # empty batch
     (6, 0, 4, "contiguous"),        # no features: x @ W is 0, the bias alone remains
     (5, 4, 0, "contiguous"),        # no outputs
