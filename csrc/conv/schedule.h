@@ -131,6 +131,12 @@ void run_tiles(const Kernels<T>& K, const TileJob<T>& job, int64_t N) {
   });
 }
 
+// Vectors of flat outputs a plane takes: rows of OW + kw - 1 (padded planes) or of OW
+// (shifted copies), the last row cut at OW.
+inline int64_t flat_vectors(int64_t OH, int64_t OW, int64_t kw, int lanes, bool shifted) {
+  return ceil_div((OH - 1) * (shifted ? OW : OW + kw - 1) + OW, lanes);
+}
+
 // Fills the plane geometry of a flat job (src dims, ph, pw, kh, kw, OH, OW set) and its tap
 // offsets: padded planes, or kw shifted copies of each (FlatJob).
 template <class T>
@@ -138,7 +144,7 @@ void flat_geometry(FlatJob<T>& j, std::vector<int64_t>& off, int lanes, bool shi
   j.shifted = shifted;
   j.Hp = j.OH + j.kh - 1;
   j.Wp = shifted ? j.OW : j.OW + j.kw - 1;
-  j.nvec = ceil_div((j.OH - 1) * j.Wp + j.OW, lanes);
+  j.nvec = flat_vectors(j.OH, j.OW, j.kw, lanes, shifted);
   // whole vectors, so that every plane starts as aligned as the first
   const int64_t reach = j.nvec * lanes + (j.kh - 1) * j.Wp + (shifted ? 0 : j.kw - 1);
   j.lp = ceil_div(std::max(j.Hp * j.Wp, reach), lanes) * lanes;
